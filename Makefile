@@ -1,0 +1,35 @@
+# Two commands for learners: `make lab` and `make test`. Everything else is for maintainers.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+KERNEL := metagrad-course
+STAMP := $(VENV)/.installed
+
+.PHONY: lab test notebooks lint benchmarks results clean
+
+# The stamp is rebuilt when the dependency list changes, so `git pull` + `make test` picks up new packages.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (meta-gradient course)"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MultiKernelManager.default_kernel_name=$(KERNEL)
+
+test: $(STAMP)
+	COURSE_QUICK=1 $(PY) -m pytest
+
+notebooks: $(STAMP)
+	$(PY) -m course_lib.make_notebooks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check course_lib tests benchmarks
+
+benchmarks: $(STAMP)
+	$(PY) benchmarks/envs.py
+	$(PY) benchmarks/metagrad.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache
