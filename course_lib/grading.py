@@ -20,8 +20,8 @@ Writing a lesson with these checks:
   see only the check cell fail.
 - Exercise numbers are ``"<lesson>.<n>"``, e.g. lesson 02's first check is ``"2.1"``.
 
-The references are rlax (DeepMind's reference RL library) or JAX itself, so a check never depends
-on the code it is teaching.
+The references are the library's own functions (``course_lib.agents``, tested against rlax) or
+JAX itself, so an exercise and the library always mean the same thing.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import rlax
+
+from course_lib import agents
 
 Inputs = dict[str, Any]
 InputSampler = Callable[[np.random.Generator], Inputs]
@@ -223,13 +224,13 @@ def _f32(values: Sequence[float]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# References: rlax or JAX itself, jitted (each new input shape compiles once per session)
+# References: course_lib.agents or JAX, jitted (each new input shape compiles once per session)
 # --------------------------------------------------------------------------------------------
 
 
 @jax.jit
 def _reference_reward_to_go(rewards, gamma):
-    return rlax.discounted_returns(rewards, gamma * jnp.ones_like(rewards), 0.0)
+    return agents.discounted_returns(rewards, jnp.ones_like(rewards), jnp.zeros(()), gamma)
 
 
 @jax.jit
@@ -249,27 +250,20 @@ def _reference_log_prob_gradient(logits, action):
 
 @jax.jit
 def _reference_reinforce_loss(logits, actions, returns, baseline):
-    return rlax.policy_gradient_loss(logits, actions, returns - baseline, jnp.ones_like(returns))
+    return agents.policy_gradient_loss(logits, actions, returns - baseline)
 
 
-@jax.jit
-def _reference_discounted_returns(rewards, discounts, bootstrap_value, gamma):
-    return rlax.discounted_returns(rewards, gamma * discounts, bootstrap_value)
-
-
-@jax.jit
-def _reference_lambda_returns(rewards, discounts, values, gamma, lambda_):
-    # rlax pairs r_t and discount_t with the value of the *next* state, hence values[1:].
-    return rlax.lambda_returns(rewards, gamma * discounts, values[1:], lambda_)
+_reference_discounted_returns = jax.jit(agents.discounted_returns)
+_reference_lambda_returns = jax.jit(agents.lambda_returns)
 
 
 @jax.jit
 def _reference_actor_critic_loss(logits, actions, values, returns, value_cost, entropy_cost):
-    ones = jnp.ones_like(returns)
-    # rlax stops the gradient through the advantage, as an actor-critic must.
-    policy_loss = rlax.policy_gradient_loss(logits, actions, returns - values, ones)
+    # The terms of agents.a2c_loss, on given logits, values and returns instead of (params, batch).
+    advantages = returns - jax.lax.stop_gradient(values)
+    policy_loss = agents.policy_gradient_loss(logits, actions, advantages)
     value_loss = jnp.mean((returns - values) ** 2)
-    return policy_loss + value_cost * value_loss + entropy_cost * rlax.entropy_loss(logits, ones)
+    return policy_loss + value_cost * value_loss - entropy_cost * jnp.mean(agents.entropy(logits))
 
 
 _reference_actor_critic_gradient = jax.jit(
@@ -536,19 +530,22 @@ def check_discounted_returns(learner_fn: Callable[..., Any]) -> None:
 
 
 def check_lambda_returns(learner_fn: Callable[..., Any]) -> None:
-    """Exercise 2.2: ``lambda_returns(rewards, discounts, values, gamma, lambda_) -> [T]``.
+    """Exercise 2.2: ``lambda_returns(rewards, discounts, next_values, bootstrap_value, gamma, lam)
+    -> [T]``, the same signature as ``course_lib.agents.lambda_returns``.
 
     The λ-return mixes n-step returns with weights (1−λ)λ^(n−1):
-    ``G_t = r_t + γ d_t [(1 − λ) v_{t+1} + λ G_{t+1}]``, ``G_T = v_T``.
-    λ = 0 gives the one-step target ``r_t + γ d_t v_{t+1}``; λ = 1 gives the discounted return
-    bootstrapped from ``v_T`` (exercise 2.1).
+    ``G_t = r_t + γ d_t [(1 − λ) v(s_{t+1}) + λ G_{t+1}]``, ``G_T = v(s_T)``.
+    λ = 0 gives the one-step target ``r_t + γ d_t v(s_{t+1})``; λ = 1 gives the discounted return
+    of exercise 2.1.
 
     Args (of the learner's function):
       rewards: ``[T]`` float32, ``r_t`` received after the action at step t.
       discounts: ``[T]`` float32 in {0, 1}, ``d_t`` (0 when the episode ended with step t).
-      values: ``[T+1]`` float32, ``values[t] = v(s_t)``; ``values[T]`` is the bootstrap value.
+      next_values: ``[T]`` float32, ``next_values[t] = v(s_{t+1})``, the value of the state each
+        step led to (in a rollout ``next_values[-1]`` is usually ``bootstrap_value``).
+      bootstrap_value: float32 scalar array, ``v(s_T)``, where the recursion starts.
       gamma: Python float in [0, 1].
-      lambda_: Python float in [0, 1].
+      lam: Python float in [0, 1], λ.
 
     Returns: ``[T]``.
     """
@@ -560,28 +557,29 @@ def check_lambda_returns(learner_fn: Callable[..., Any]) -> None:
         return {
             "rewards": _numbers(rng, length),
             "discounts": _discounts(rng, length),
-            "values": _numbers(rng, length + 1),
+            "next_values": _numbers(rng, length),
+            "bootstrap_value": _numbers(rng, ()),
             "gamma": _gamma(rng),
-            "lambda_": float(rng.choice([0.5, 0.8, 0.95])),
+            "lam": float(rng.choice([0.5, 0.8, 0.95])),
         }
 
     trajectory = {
         "rewards": _f32([1.0, 0.0, 2.0]),
         "discounts": _f32([1.0, 1.0, 1.0]),
-        "values": _f32([1.0, 2.0, 3.0, 4.0]),
+        "next_values": _f32([2.0, 3.0, 4.0]),
+        "bootstrap_value": np.float32(4.0),
     }
     compare_functions(
         learner_fn,
         _reference_lambda_returns,
         sample,
         exercise="2.2",
-        hint="work backwards from G = values[T] with "
-        "G = r_t + gamma * d_t * ((1 - lambda_) * values[t + 1] + lambda_ * G); "
-        "step t bootstraps from the *next* state's value",
+        hint="work backwards from G = bootstrap_value with "
+        "G = r_t + gamma * d_t * ((1 - lam) * next_values[t] + lam * G)",
         edge_cases=[
-            {**trajectory, "gamma": 0.9, "lambda_": 0.0},
-            {**trajectory, "gamma": 0.9, "lambda_": 1.0},
-            {**trajectory, "discounts": _f32([1.0, 0.0, 1.0]), "gamma": 0.5, "lambda_": 0.5},
+            {**trajectory, "gamma": 0.9, "lam": 0.0},
+            {**trajectory, "gamma": 0.9, "lam": 1.0},
+            {**trajectory, "discounts": _f32([1.0, 0.0, 1.0]), "gamma": 0.5, "lam": 0.5},
         ],
         rng=rng,
     )
