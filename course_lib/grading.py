@@ -20,7 +20,7 @@ Writing a lesson with these checks:
   see only the check cell fail.
 - Exercise numbers are ``"<lesson>.<n>"``, e.g. lesson 02's first check is ``"2.1"``.
 
-The references are the library's own functions (``course_lib.agents``, tested against rlax) or
+The references are the library's own functions (``course_lib.agents``, ``course_lib.envs``) or
 JAX itself, so an exercise and the library always mean the same thing.
 """
 
@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from course_lib import agents
+from course_lib.envs import cartpole
 
 Inputs = dict[str, Any]
 InputSampler = Callable[[np.random.Generator], Inputs]
@@ -228,9 +229,7 @@ def _f32(values: Sequence[float]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-@jax.jit
-def _reference_reward_to_go(rewards, gamma):
-    return agents.discounted_returns(rewards, jnp.ones_like(rewards), jnp.zeros(()), gamma)
+_reference_reward_to_go = jax.jit(cartpole.reward_to_go)
 
 
 @jax.jit
@@ -388,6 +387,8 @@ def check_log_prob_gradient(learner_fn: Callable[..., Any]) -> None:
 def check_reward_to_go(learner_fn: Callable[..., Any]) -> None:
     """Exercise 1.2: ``reward_to_go(rewards, gamma) -> [T]`` for one whole episode.
 
+    The same signature as ``course_lib.envs.cartpole.reward_to_go`` (its reference).
+
     ``G_t = Σ_{t' ≥ t} γ^(t'−t) r_t'``: the discounted rewards from step t on (an action cannot
     change rewards that came before it). Recursively ``G_t = r_t + γ G_{t+1}``, ``G_T = 0``.
 
@@ -474,6 +475,8 @@ def check_reinforce_loss(learner_fn: Callable[..., Any]) -> None:
 def check_discounted_returns(learner_fn: Callable[..., Any]) -> None:
     """Exercise 2.1: ``discounted_returns(rewards, discounts, bootstrap_value, gamma) -> [T]``.
 
+    The same signature as ``course_lib.agents.discounted_returns`` (its reference).
+
     Returns of a truncated rollout that may cross episode ends, bootstrapped from a value estimate:
     ``G_t = r_t + γ d_t G_{t+1}``, ``G_T = bootstrap_value``. ``d_t = 0`` when the episode ended
     with step t (then nothing after it counts), 1 otherwise.
@@ -531,7 +534,7 @@ def check_discounted_returns(learner_fn: Callable[..., Any]) -> None:
 
 def check_lambda_returns(learner_fn: Callable[..., Any]) -> None:
     """Exercise 2.2: ``lambda_returns(rewards, discounts, next_values, bootstrap_value, gamma, lam)
-    -> [T]``, the same signature as ``course_lib.agents.lambda_returns``.
+    -> [T]``, the same signature as ``course_lib.agents.lambda_returns`` (its reference).
 
     The λ-return mixes n-step returns with weights (1−λ)λ^(n−1):
     ``G_t = r_t + γ d_t [(1 − λ) v(s_{t+1}) + λ G_{t+1}]``, ``G_T = v(s_T)``.
