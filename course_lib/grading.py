@@ -26,6 +26,7 @@ JAX itself, so an exercise and the library always mean the same thing.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sysconfig
 import traceback
@@ -128,9 +129,11 @@ def _check_one(
     expected = np.asarray(reference_fn(*args))
     try:
         got = learner_fn(*args)
-    except NotImplementedError:
-        # Not started yet: the hint would only distract, so this message goes out alone.
-        raise AssertionError(_NOT_DONE.format(exercise)) from None
+    except NotImplementedError as error:
+        unfinished = _unfinished_exercise(exercise, learner_fn, error)
+        if unfinished is not None:  # the hint would only distract: this message goes out alone
+            raise AssertionError(unfinished) from None
+        return f"{where} your function raised {_describe_error(error)}"
     except Exception as error:  # noqa: BLE001 - any learner error becomes a plain message
         return f"{where} your function raised {_describe_error(error)}"
     if got is None:
@@ -150,6 +153,25 @@ def _check_one(
             f"but your function returned {_format(got)}"
         )
     return None
+
+
+def _unfinished_exercise(
+    exercise: str, learner_fn: Callable[..., Any], error: NotImplementedError
+) -> str | None:
+    """The message for a learner's stub that still raises, or None if a library raised it.
+
+    The stub may be this exercise's function or an earlier exercise's that it calls.
+    """
+    *_, (frame, _) = traceback.walk_tb(error.__traceback__)
+    if frame.f_code.co_filename.startswith(_LIBRARY_DIRS):
+        return None
+    own_code = getattr(inspect.unwrap(learner_fn), "__code__", None)
+    if own_code is None or frame.f_code is own_code:
+        return _NOT_DONE.format(exercise)
+    return (
+        f"Exercise {exercise}: your function calls `{frame.f_code.co_name}`, which still raises "
+        "NotImplementedError: finish that exercise first."
+    )
 
 
 def _as_jax(value: Any) -> Any:

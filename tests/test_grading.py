@@ -4,6 +4,7 @@ Correct answers here are written the way a learner would (lax.scan, log_softmax)
 ``course_lib.agents``, which the checks use as their reference.
 """
 
+import logging
 import re
 
 import jax
@@ -281,6 +282,31 @@ def test_unstarted_exercise_says_what_to_do(exercise):
         "replace `raise NotImplementedError()` with your code."
     )
     assert info.value.__suppress_context__ and info.value.__cause__ is None
+
+
+def test_exercise_calling_an_unfinished_one_names_it():
+    def discounted_sum_stub(rewards, gamma):
+        raise NotImplementedError()
+
+    def uses_it(rewards, gamma):
+        return jax.vmap(jax.grad(discounted_sum_stub, argnums=1), in_axes=(0, None))(rewards, gamma)
+
+    with pytest.raises(AssertionError) as info:
+        grading.check_gamma_gradients(uses_it)
+    assert str(info.value) == (
+        "Exercise 0.2: your function calls `discounted_sum_stub`, which still raises "
+        "NotImplementedError: finish that exercise first."
+    )
+
+
+def test_not_implemented_inside_a_library_is_an_ordinary_error():
+    def calls_an_abstract_method(rewards, gamma):
+        logging.Handler().emit(None)
+
+    with pytest.raises(AssertionError) as info:
+        grading.check_discounted_sum(calls_an_abstract_method)
+    assert "your function raised NotImplementedError: emit must be implemented" in str(info.value)
+    assert "(at `logging.Handler().emit(None)`)" in str(info.value)
 
 
 def test_learner_error_shows_its_type_message_and_line_not_a_traceback():
