@@ -1,0 +1,448 @@
+"""K-step and mixing meta-gradients, all prefixes from one pass (SPEC.md §1, PAPER_NOTES.md §2–§3).
+
+Prefix structure: from θ_0, with τ_0 ~ π_{θ_0},
+
+    θ_k = U(θ_{k−1}, τ_{k−1}; η),   τ_k ~ π_{θ_k},   L_k(η) = L_out(θ_k; τ_k),    k = 1..k_max
+
+so τ_k scores θ_k and is then the inner batch of the next update ("reuse inner batches for outer"):
+one rollout per step, and only the k_max-th outer batch is extra. Step k draws its rollout with
+``jax.random.fold_in(key, k)``, so a shorter run is a prefix of a longer one.
+
+The K-step meta-gradient holds every sampled trajectory fixed (no score-function term):
+
+    g_k = dL_k/dη,    dθ_k/dη = (∂U/∂θ) dθ_{k−1}/dη + ∂U/∂η,    dθ_0/dη = 0,
+
+and the mixing meta-gradient is g_mix = Σ_k w_k g_k with w_k ≥ 0, Σ_k w_k = 1.
+
+The estimators know nothing about the problem they run on: see ``course_lib.problems.MetaProblem``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from course_lib.problems import PROBLEM_BUILDERS, MetaProblem
+
+MODES = ("forward", "reverse")
+MAX_ENUMERATED_PATHS = 2**20
+WEIGHT_TOLERANCE = 1e-6
+
+
+# --------------------------------------------------------------------------------------------------
+# Problems
+
+
+def make_problem(name: str, **settings) -> MetaProblem:
+    """The named meta-problem ("bandit" or "snake") with ``settings`` overriding its defaults.
+
+    The same name and settings return the same object (per float precision), so compiled estimators
+    are reused. Unknown names or settings raise ``ValueError`` listing the valid ones.
+    """
+    if name not in PROBLEM_BUILDERS:
+        raise ValueError(f"unknown problem {name!r}; valid names: {sorted(PROBLEM_BUILDERS)}")
+    valid = list(inspect.signature(PROBLEM_BUILDERS[name]).parameters)
+    unknown = sorted(set(settings) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"unknown settings {unknown} for problem {name!r}; valid settings: {valid}"
+        )
+    frozen = tuple(sorted((k, _freeze(v)) for k, v in settings.items()))
+    return _cached_problem(name, frozen, bool(jax.config.jax_enable_x64))
+
+
+def _freeze(value):
+    if isinstance(value, (list, tuple, np.ndarray, jax.Array)):
+        return tuple(np.asarray(value).tolist())
+    return value
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_problem(name: str, settings: tuple, x64: bool) -> MetaProblem:
+    del x64  # part of the cache key only: the problem's arrays take the precision in force
+    return PROBLEM_BUILDERS[name](**dict(settings))
+
+
+# --------------------------------------------------------------------------------------------------
+# Argument checks (before any tracing)
+
+
+def _check_k_max(k_max) -> None:
+    if isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer)) or k_max < 1:
+        raise ValueError(f"k_max must be an integer >= 1, got {k_max!r}")
+
+
+def _check_eta(problem: MetaProblem, eta) -> jax.Array:
+    eta = jnp.asarray(eta)
+    if eta.shape != (problem.n_eta,):
+        raise ValueError(
+            f"eta must have shape ({problem.n_eta},) for {problem.meta_names}, got {eta.shape}"
+        )
+    if not isinstance(eta, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(eta))):
+        raise ValueError(f"eta must be finite, got {np.asarray(eta)}")
+    return eta.astype(problem.eta0.dtype)
+
+
+def _check_mode(mode) -> None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def _check_finite(per_step, what: str = "meta-gradient"):
+    """Raise if a concrete ``[..., k_max, n_eta]`` result is non-finite, naming the first bad k."""
+    if isinstance(per_step, jax.core.Tracer):
+        return per_step
+    values = np.asarray(per_step)
+    bad = ~np.isfinite(values).reshape(-1, values.shape[-2], values.shape[-1]).all(axis=(0, 2))
+    if bad.any():
+        k = int(np.argmax(bad)) + 1
+        raise ValueError(
+            f"{what} diverged (non-finite) at k={k}: try a smaller learning rate or a smaller k_max"
+        )
+    return per_step
+
+
+# --------------------------------------------------------------------------------------------------
+# One pass over the inner updates
+
+
+def _start(problem: MetaProblem, key: jax.Array):
+    """τ_0 ~ π_{θ_0} and the state after drawing it."""
+    return problem.sample(problem.init_state, jax.random.fold_in(key, 0))
+
+
+def _advance(problem: MetaProblem, state, batch, eta, key, k):
+    """Step k: θ_k = U(θ_{k−1}, τ_{k−1}; η), τ_k ~ π_{θ_k}, L_k = L_out(θ_k; τ_k)."""
+    state = problem.inner_update(state, batch, eta)
+    next_batch, state = problem.sample(state, jax.random.fold_in(key, k))
+    return state, next_batch, problem.outer_loss(state, next_batch)
+
+
+def _prefix_outer_losses(problem: MetaProblem, eta, key, k_max: int) -> jax.Array:
+    def step(carry, k):
+        state, batch = carry
+        state, batch, loss = _advance(problem, state, batch, eta, key, k)
+        return (state, batch), loss
+
+    batch, state = _start(problem, key)
+    _, losses = jax.lax.scan(step, (state, batch), jnp.arange(1, k_max + 1))
+    return losses
+
+
+def _is_differentiable(leaf) -> bool:
+    return jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
+
+
+def _forward_meta_gradients(problem: MetaProblem, eta, key, k_max: int) -> jax.Array:
+    """Carry the state and its n_eta tangents dstate/dη through a scan; emit dL_k/dη each step.
+
+    Integer leaves of the state (actions, env counters, PRNG keys) have no tangent: they ride along
+    as constants. One jvp per meta-parameter, vmapped over the identity basis, primal computed once.
+    """
+    batch, state = _start(problem, key)
+    leaves, treedef = jax.tree_util.tree_flatten(state)
+    mask = [_is_differentiable(leaf) for leaf in leaves]
+
+    def split(state):
+        leaves = jax.tree_util.tree_leaves(state)
+        diff = [leaf for leaf, m in zip(leaves, mask, strict=True) if m]
+        rest = [leaf for leaf, m in zip(leaves, mask, strict=True) if not m]
+        return diff, rest
+
+    def merge(diff, rest):
+        diff_iter, rest_iter = iter(diff), iter(rest)
+        return treedef.unflatten([next(diff_iter) if m else next(rest_iter) for m in mask])
+
+    n_eta = eta.shape[0]
+    basis = jnp.eye(n_eta, dtype=eta.dtype)
+
+    def step(carry, k):
+        diff, rest, batch, tangents = carry
+
+        def advance(diff, eta):
+            state, next_batch, loss = _advance(problem, merge(diff, rest), batch, eta, key, k)
+            new_diff, new_rest = split(state)
+            return (new_diff, loss), (new_rest, next_batch)
+
+        def push(diff_tangent, eta_tangent):
+            return jax.jvp(advance, (diff, eta), (diff_tangent, eta_tangent), has_aux=True)
+
+        (diff, _), (diff_tangents, loss_tangent), (rest, batch) = jax.vmap(
+            push, out_axes=(None, 0, None)
+        )(tangents, basis)
+        return (diff, rest, batch, diff_tangents), loss_tangent
+
+    diff, rest = split(state)
+    tangents = [jnp.zeros((n_eta, *leaf.shape), leaf.dtype) for leaf in diff]
+    _, meta_grads = jax.lax.scan(step, (diff, rest, batch, tangents), jnp.arange(1, k_max + 1))
+    return meta_grads
+
+
+def _meta_gradients(problem: MetaProblem, eta, key, k_max: int, mode: str) -> jax.Array:
+    if mode == "forward":
+        return _forward_meta_gradients(problem, eta, key, k_max)
+    return jax.jacrev(lambda eta: _prefix_outer_losses(problem, eta, key, k_max))(eta)
+
+
+_prefix_outer_losses_jit = jax.jit(_prefix_outer_losses, static_argnames=("problem", "k_max"))
+_meta_gradients_jit = jax.jit(_meta_gradients, static_argnames=("problem", "k_max", "mode"))
+
+
+def seed_keys(key: jax.Array, n_seeds: int) -> jax.Array:
+    """Seed i gets ``jax.random.fold_in(key, i)``: more seeds extend the list. Returns [n_seeds]."""
+    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.arange(n_seeds))
+
+
+@functools.partial(jax.jit, static_argnames=("problem", "k_max", "n_seeds", "mode"))
+def _sample_meta_gradients_jit(problem, eta, key, k_max, n_seeds, mode):
+    keys = seed_keys(key, n_seeds)
+    return jax.vmap(_meta_gradients, in_axes=(None, None, 0, None, None))(
+        problem, eta, keys, k_max, mode
+    )
+
+
+def prefix_outer_losses(problem: MetaProblem, eta, key: jax.Array, k_max: int) -> jax.Array:
+    """L_k = L_out(θ_k(η); τ_k) for k = 1..k_max, one rollout per step from π_{θ_k} (acting on
+    stop_gradient(θ)). Differentiable in ``eta``; ``[:k]`` of a longer run equals a run of length k.
+
+    Returns: [k_max].
+    """
+    _check_k_max(k_max)
+    eta = _check_eta(problem, eta)
+    return _prefix_outer_losses_jit(problem, eta, key, int(k_max))
+
+
+def k_step_meta_gradients(
+    problem: MetaProblem, eta, key: jax.Array, k_max: int, mode: str = "forward"
+) -> jax.Array:
+    """Every prefix meta-gradient g_k = dL_k/dη, k = 1..k_max, from one pass over the inner updates.
+
+    ``mode="forward"``: a scan carries the state and dstate/dη (one jvp per meta-parameter); memory
+    does not grow with k_max. ``mode="reverse"``: ``jax.jacrev`` of ``prefix_outer_losses``, which
+    stores every step for the backward pass. Both equal ``jax.jacfwd(prefix_outer_losses)``.
+
+    Returns: [k_max, n_eta]; row k−1 is g_k. Raises ``ValueError`` naming the first k where it is
+    non-finite.
+    """
+    _check_k_max(k_max)
+    _check_mode(mode)
+    eta = _check_eta(problem, eta)
+    return _check_finite(_meta_gradients_jit(problem, eta, key, int(k_max), mode))
+
+
+def sample_meta_gradients(
+    problem: MetaProblem, eta, key: jax.Array, k_max: int, n_seeds: int, mode: str = "forward"
+) -> jax.Array:
+    """``k_step_meta_gradients`` for ``n_seeds`` independent seeds (seed i uses
+    ``fold_in(key, i)``), same θ_0 and η: the cache from which any K and any mixing weights are
+    recombined for free.
+
+    One compiled function per (problem, k_max, n_seeds, mode), vmapped over seeds.
+    Returns: [n_seeds, k_max, n_eta].
+    """
+    _check_k_max(k_max)
+    _check_mode(mode)
+    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, np.integer)) or n_seeds < 2:
+        raise ValueError(f"n_seeds must be an integer >= 2, got {n_seeds!r}")
+    eta = _check_eta(problem, eta)
+    samples = _sample_meta_gradients_jit(problem, eta, key, int(k_max), int(n_seeds), mode)
+    return _check_finite(samples)
+
+
+# --------------------------------------------------------------------------------------------------
+# Mixing weights (numpy: cheap enough to call on every slider move)
+
+
+def _check_k(k, name: str = "k") -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {k!r}")
+
+
+def _check_unit_interval(value, name: str) -> float:
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return value
+
+
+def one_hot_weights(k: int, k_max: int) -> np.ndarray:
+    """w_j = 1 if j = k else 0, j = 1..k_max: mixing with these gives g_k. [k_max]."""
+    _check_k(k_max, "k_max")
+    _check_k(k)
+    if k > k_max:
+        raise ValueError(f"k must be <= k_max ({k_max}), got {k}")
+    return np.eye(k_max)[k - 1]
+
+
+def uniform_weights(k: int) -> np.ndarray:
+    """w_j = 1/k, j = 1..k. [k]."""
+    _check_k(k)
+    return np.full(k, 1.0 / k)
+
+
+def geometric_weights(k: int, lam: float) -> np.ndarray:
+    """w_j ∝ lam^(j−1), j = 1..k, normalised. lam = 0 gives g_1, lam = 1 the uniform mix. [k]."""
+    _check_k(k)
+    lam = _check_unit_interval(lam, "lam")
+    raw = lam ** np.arange(k, dtype=float)  # 0.0 ** 0 == 1: lam = 0 puts all weight on g_1
+    return raw / raw.sum()
+
+
+def lambda_return_weights(k: int, rho: float) -> np.ndarray:
+    """λ-return-shaped weights: w_j = (1−rho) rho^(j−1) for j < k, w_k = rho^(k−1).
+
+    rho = 0 gives g_1, rho = 1 gives g_k; they sum to 1 by construction. [k].
+    """
+    _check_k(k)
+    rho = _check_unit_interval(rho, "rho")
+    powers = rho ** np.arange(k, dtype=float)
+    weights = (1.0 - rho) * powers
+    weights[-1] = powers[-1]
+    return weights
+
+
+def check_weights(weights, k_max: int | None = None) -> np.ndarray:
+    """Validate mixing weights: 1-D, 1 <= len <= k_max, finite, >= 0, summing to 1 within 1e-6.
+
+    Returns them as a float numpy array; raises ``ValueError`` naming ``weights`` otherwise.
+    """
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 1 or w.size == 0:
+        raise ValueError(f"weights must be a non-empty 1-D array, got shape {w.shape}")
+    if k_max is not None and w.size > k_max:
+        raise ValueError(f"weights must have at most k_max={k_max} entries, got {w.size}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"weights must be finite and >= 0, got {w}")
+    if abs(w.sum() - 1.0) > WEIGHT_TOLERANCE:
+        raise ValueError(f"weights must sum to 1 (within {WEIGHT_TOLERANCE}), got sum {w.sum()!r}")
+    return w
+
+
+def mix_meta_gradients(per_step, weights):
+    """g_mix = Σ_{j=1}^{len(w)} w_j g_j, mixing the first len(weights) prefix meta-gradients.
+
+    Args:
+      per_step: [..., k_max, n_eta] (e.g. [k_max, n_eta] or a seed cache [n_seeds, k_max, n_eta]).
+      weights: [k] with k <= k_max, >= 0, summing to 1 (pad with zeros to k_max to keep one shape).
+    Returns: [..., n_eta]. Numpy in, numpy out (fast: no dispatch); jax arrays or tracers go through
+    ``jnp`` so the function can sit inside ``jit`` with traced weights (checked only when concrete).
+    """
+    k_max = np.shape(per_step)[-2] if np.ndim(per_step) >= 2 else None
+    if k_max is None:
+        raise ValueError(f"per_step must have shape [..., k_max, n_eta], got {np.shape(per_step)}")
+    if isinstance(weights, jax.core.Tracer) or isinstance(per_step, jax.core.Tracer):
+        xp = jnp
+        if not isinstance(weights, jax.core.Tracer):
+            weights = check_weights(weights, k_max)
+    else:
+        weights = check_weights(weights, k_max)
+        xp = jnp if isinstance(per_step, jax.Array) else np
+    k = np.shape(weights)[0]
+    if k > k_max:
+        raise ValueError(f"weights must have at most k_max={k_max} entries, got {k}")
+    return xp.einsum(
+        "k,...ke->...e", xp.asarray(weights, dtype=per_step.dtype), per_step[..., :k, :]
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Exact references by enumeration (toy problems with ``problem.exact``)
+
+
+def _require_exact(problem: MetaProblem):
+    if problem.exact is None:
+        raise ValueError(f"problem {problem.name!r} has no exact enumeration (only the bandit has)")
+    return problem.exact
+
+
+def _check_path_count(problem: MetaProblem, k: int):
+    hooks = _require_exact(problem)
+    batches = hooks.enumerate_batches(1)
+    per_step = jax.tree_util.tree_leaves(batches)[0].shape[0]
+    if per_step**k > MAX_ENUMERATED_PATHS:
+        raise ValueError(
+            f"k_max={k} needs {per_step}^{k} paths, more than {MAX_ENUMERATED_PATHS}: "
+            "use a smaller k_max"
+        )
+    return hooks
+
+
+def _path_losses(problem: MetaProblem, eta, batches):
+    """Along one enumerated path (batches [k, ...]): E[L_out(θ_j)] and log P(path), j = 1..k."""
+    hooks = problem.exact
+
+    def step(state, batch):
+        log_p = hooks.batch_log_prob(state, batch)
+        state = problem.inner_update(state, batch, eta)
+        return state, (hooks.expected_outer_loss(state), log_p)
+
+    _, (losses, log_ps) = jax.lax.scan(step, problem.init_state, batches)
+    return losses, jnp.sum(log_ps)
+
+
+@functools.partial(jax.jit, static_argnames=("problem", "k_max"))
+def _exact_paths_jit(problem, eta, k_max):
+    def per_path(batches):
+        grads, log_p = jax.jacfwd(lambda e: _path_losses(problem, e, batches), has_aux=True)(eta)
+        return jnp.exp(log_p), grads
+
+    return jax.vmap(per_path)(problem.exact.enumerate_batches(k_max))
+
+
+@functools.partial(jax.jit, static_argnames=("problem", "k"))
+def _true_meta_gradient_jit(problem, eta, k):
+    batches = problem.exact.enumerate_batches(k)
+
+    def expected_loss(eta):
+        losses, log_p = jax.vmap(lambda b: _path_losses(problem, eta, b))(batches)
+        return jnp.sum(jnp.exp(log_p) * losses[:, -1])
+
+    return jax.grad(expected_loss)(eta)
+
+
+def exact_meta_gradient_paths(problem: MetaProblem, eta, k_max: int) -> tuple[jax.Array, jax.Array]:
+    """Every sequence ω of k_max inner batches with its probability and its estimates g_1..g_k_max.
+
+    P(ω; η) = Π_k P(τ_k | θ_k(η; ω)); g_k(ω) holds ω fixed, as the sampled estimator does. Any
+    mix or statistic is then exact, e.g.
+    ``stats.meta_gradient_stats(mix_meta_gradients(g, w), probabilities=P)``.
+
+    Returns: probabilities [n_paths] (summing to 1), per_step [n_paths, k_max, n_eta], with
+    n_paths = (2·n_arms)^(batch_size·k_max) for the bandit.
+    """
+    _check_k_max(k_max)
+    _check_path_count(problem, k_max)
+    eta = _check_eta(problem, eta)
+    prob, per_step = _exact_paths_jit(problem, eta, int(k_max))
+    return prob, _check_finite(per_step, "exact meta-gradient")
+
+
+def exact_meta_gradient_moments(
+    problem: MetaProblem, eta, k_max: int
+) -> tuple[jax.Array, jax.Array]:
+    """Exact mean and covariance of each g_k over every sequence ω of inner batches:
+
+        E[g_k] = Σ_ω P(ω; η) g_k(ω),   Cov[g_k] = Σ_ω P(ω; η) (g_k(ω) − E g_k)(g_k(ω) − E g_k)ᵀ.
+
+    Returns: mean [k_max, n_eta], cov [k_max, n_eta, n_eta].
+    """
+    prob, per_step = exact_meta_gradient_paths(problem, eta, k_max)
+    mean = jnp.einsum("p,pke->ke", prob, per_step)
+    centred = per_step - mean
+    return mean, jnp.einsum("p,pke,pkf->kef", prob, centred, centred)
+
+
+def true_meta_gradient(problem: MetaProblem, eta, k: int) -> jax.Array:
+    """∇_η E_ω[L_out(θ_k(η; ω))] = ∇_η Σ_ω P(ω; η) E[L_out(θ_k(η; ω))], differentiating P too:
+    the gradient the K-step estimator approximates. It equals E[g_k] only for k = 1.
+
+    Returns: [n_eta].
+    """
+    _check_k(k)
+    _check_path_count(problem, k)
+    eta = _check_eta(problem, eta)
+    return _true_meta_gradient_jit(problem, eta, int(k))
