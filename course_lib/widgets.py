@@ -1,0 +1,872 @@
+"""Live explorers for lessons 04–05: sliders that recombine cached meta-gradient samples.
+
+The expensive part, ``n_seeds`` independent runs of the K-step estimator for every prefix
+k = 1..k_max, is computed once per (problem, η, seed set) by ``metagrad.sample_meta_gradients``:
+
+    samples[s, k−1] = g_k(ω_s),    samples: [n_seeds, k_max, n_eta]
+
+A slider move only chooses weights and recombines the cache with NumPy,
+
+    g_mix(ω_s) = Σ_{k=1}^{K} w_k g_k(ω_s),
+
+then redraws only the artists that changed (blitting onto a cached background), so nothing is
+traced or compiled after the first draw and a move costs a few milliseconds.
+
+Histogram view: with several meta-parameters the n_seeds estimates are vectors. The default view
+projects each onto the direction of the true meta-gradient, ⟨g, g*_K⟩ / ‖g*_K‖, because that is
+what a meta-update acts on: an estimate with a negative projection moves η the wrong way, and the
+spread along g*_K is the noise that matters for the update. A dropdown switches to any single
+component (the only views when no reference is known).
+
+Axes stay put while the sliders move, so a narrower histogram or a lower curve is visible as such.
+That is possible because every estimate the sliders can produce is a convex combination of
+g_1..g_K: per seed it lies between the K-step estimates, and its variance (a convex quadratic in the
+weights) is at most max_k Var(g_k), reached at a one-hot weight. The curves' limits therefore start
+at those reachable bounds and only grow (with a full redraw) when a value leaves them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import io
+import time
+
+import ipywidgets as widgets
+import jax
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatterSciNotation, LogLocator, MaxNLocator, NullLocator
+from PIL import Image
+
+from course_lib import metagrad
+from course_lib.stats import meta_gradient_stats
+
+MODES = {
+    "k-step": "K-step only",
+    "geometric": "geometric, w ∝ λ^(k−1)",
+    "lambda-return": "λ-return style, ρ",
+    "free": "free weights",
+}
+CURVES = {
+    "variance": "variance tr Cov(g)",
+    "bias_squared": "bias² ‖E g − g*_K‖²",
+    "mse": "MSE = bias² + variance",
+    "snr": "SNR ‖E g‖² / variance",
+}
+LOG_CURVES = ("variance", "mse", "snr")
+REFERENCE_VIEW = "reference"
+N_BINS = 40
+FIGSIZE = (10.5, 4.2)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure NumPy pieces: the weights of every horizon, and the statistics of every mix at once
+
+
+def mixing_weights(mode: str, k: int, lam: float, free_weights) -> np.ndarray:
+    """The normalised weights w_1..w_K of the estimator chosen in the explorer. [k].
+
+    ``lam`` is λ for "geometric" and ρ for "lambda-return"; ``free_weights`` ([>= k], >= 0, not all
+    zero among the first k) are normalised over the first k. Raises ``ValueError`` otherwise.
+    """
+    if mode == "k-step":
+        return metagrad.one_hot_weights(k, k)
+    if mode == "geometric":
+        return metagrad.geometric_weights(k, lam)
+    if mode == "lambda-return":
+        return metagrad.lambda_return_weights(k, lam)
+    if mode != "free":
+        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+    raw = np.asarray(free_weights, dtype=float)[:k]
+    if not np.all(np.isfinite(raw)) or np.any(raw < 0):
+        raise ValueError(f"free weights must be finite and >= 0, got {raw}")
+    if raw.sum() <= 0:
+        raise ValueError(f"the free weights w1..w{k} are all zero: raise at least one above 0")
+    return raw / raw.sum()
+
+
+def weight_matrix(mode: str, lam: float, free_weights, k_max: int) -> np.ndarray:
+    """Row K−1 holds the weights of the chosen estimator at horizon K, zero-padded to k_max.
+
+    Rows where the weights are undefined (free weights all zero up to K) are NaN, so the curves
+    leave a gap there. Returns: [k_max, k_max].
+    """
+    matrix = np.zeros((k_max, k_max))
+    for k in range(1, k_max + 1):
+        try:
+            matrix[k - 1, :k] = mixing_weights(mode, k, lam, free_weights)
+        except ValueError:
+            matrix[k - 1] = np.nan
+    return matrix
+
+
+def curve_values(samples, reference=None) -> dict[str, np.ndarray]:
+    """The explorer's numbers for one estimate per horizon, all horizons at once.
+
+    Args:
+      samples: [n_seeds, k_max, n_eta], the estimate at horizon K in column K−1.
+      reference: [k_max, n_eta] true meta-gradients g*_K, or None.
+    Returns: ``mean`` [k_max, n_eta] and ``variance``, ``snr``, ``bias``, ``bias_squared``,
+    ``cosine``, ``mse``, each [k_max] (the last four NaN without a reference); see
+    ``stats.meta_gradient_stats``.
+    """
+    stats = meta_gradient_stats(samples, reference)
+    unknown = np.full(stats.variance.shape, np.nan)
+    bias = unknown if stats.bias_norm is None else stats.bias_norm
+    return {
+        "mean": stats.mean,
+        "variance": stats.variance,
+        "snr": stats.snr,
+        "bias": bias,
+        "bias_squared": bias**2,
+        "cosine": unknown if stats.cosine is None else stats.cosine,
+        "mse": unknown if stats.mse is None else stats.mse,
+    }
+
+
+def reachable_maxima(k_step: dict, reference=None) -> dict[str, float]:
+    """The largest variance, bias² and MSE that any mix of g_1..g_K can show at any horizon K.
+
+    Each is convex in the weights (variance wᵀCw, bias² ‖Σ_j w_j E g_j − g*_K‖²), so over the
+    simplex it peaks at a one-hot weight: max over K and j <= K of Var(g_j), ‖E g_j − g*_K‖² and
+    their sum. ``k_step`` is ``curve_values`` of the K-step cache. NaN without a reference.
+    """
+    variance = k_step["variance"]
+    out = {"variance": float(np.max(variance)), "bias_squared": np.nan, "mse": np.nan}
+    if reference is None:
+        return out
+    # gap[j, K] = ‖E g_j − g*_K‖², only j <= K is reachable at horizon K.
+    gap = ((k_step["mean"][:, None, :] - np.asarray(reference)[None, :, :]) ** 2).sum(-1)
+    reachable = np.triu(np.ones_like(gap, dtype=bool))
+    out["bias_squared"] = float(gap[reachable].max())
+    out["mse"] = float((gap + variance[:, None])[reachable].max())
+    return out
+
+
+def _check_count(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _format(value) -> str:
+    if value is None or (np.ndim(value) == 0 and not np.isfinite(value)):
+        return "n/a"
+    if np.ndim(value):
+        return "[" + ", ".join(f"{v:.3g}" for v in np.ravel(value)) + "]"
+    return f"{value:.4g}"
+
+
+def _setting(mode: str, lam) -> str:
+    """The estimator in words, e.g. "λ-return style, ρ = 0.50"."""
+    if mode in ("geometric", "lambda-return"):
+        return f"{MODES[mode]} = {lam:.2f}"
+    return MODES[mode]
+
+
+def _padded(low: float, high: float, log: bool) -> tuple[float, float]:
+    if log:
+        return low / 1.5, high * 1.5
+    pad = 0.05 * (high - low) or 0.05 * abs(high) or 1.0
+    return low - pad, high + pad
+
+
+def _grown(limits, values, log: bool):
+    """New axis limits covering ``values`` and the old limits, or None if they already fit."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & ((values > 0) if log else True)]
+    if values.size == 0 or (
+        limits is not None and limits[0] <= values.min() and values.max() <= limits[1]
+    ):
+        return None
+    low, high = _padded(values.min(), values.max(), log)
+    if limits is not None:
+        low, high = min(low, limits[0]), max(high, limits[1])
+    return low, high
+
+
+# --------------------------------------------------------------------------------------------------
+# A figure whose moving parts are blitted onto a cached background, in ipympl or as a PNG widget
+
+
+class _BlitFigure:
+    """One matplotlib figure, shown by ``self.view`` (a widget) and updated without flicker.
+
+    Under ipympl (``%matplotlib widget``) the view is the figure's own canvas, created under
+    ``plt.ioff()`` so that pyplot does not show it a second time. Elsewhere (inline, Agg, pytest) it
+    is an ``ipywidgets.Image`` whose PNG bytes are replaced in place. Artists registered with
+    ``animate`` are left out of full draws; ``update`` restores the background and draws only them.
+    """
+
+    def __init__(self):
+        backend = matplotlib.get_backend()
+        if "ipympl" in backend or backend in ("widget", "ipympl"):
+            with plt.ioff():
+                self.figure = plt.figure(figsize=FIGSIZE)
+            self.figure.canvas.header_visible = False
+            self.figure.canvas.resizable = False
+            self.image = None
+            self.view = self.figure.canvas
+        else:
+            self.figure = Figure(figsize=FIGSIZE, dpi=80)
+            FigureCanvasAgg(self.figure)
+            self.image = widgets.Image(format="png")
+            self.view = self.image
+        self._animated: list = []
+        self._background = None
+        # Any full draw (ours, or ipympl's own after a resize) refreshes the background first.
+        self.figure.canvas.mpl_connect("draw_event", self._on_draw)
+
+    def animate(self, artist):
+        artist.set_animated(True)
+        self._animated.append(artist)
+        return artist
+
+    def _on_draw(self, _event):
+        self._background = self.figure.canvas.copy_from_bbox(self.figure.bbox)
+        self._draw_animated()
+
+    def _draw_animated(self):
+        for artist in self._animated:
+            self.figure.draw_artist(artist)
+
+    def full_draw(self):
+        self.figure.canvas.draw()
+        self._publish()
+
+    def update(self):
+        if self._background is None:
+            self.full_draw()
+            return
+        self.figure.canvas.restore_region(self._background)
+        self._draw_animated()
+        self._publish()
+
+    def _publish(self):
+        if self.image is None:
+            self.figure.canvas.blit(self.figure.bbox)
+            return
+        canvas = self.figure.canvas
+        picture = Image.frombuffer(
+            "RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1
+        )
+        buffer = io.BytesIO()
+        picture.save(buffer, format="png", compress_level=1)
+        self.image.value = buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------------
+# The explorer
+
+
+class MetaGradientExplorer:
+    """Sliders over K and the mixing weights, a histogram of the n_seeds estimates, and curves of
+    variance, bias², MSE and SNR against K for the K-step estimator with the current mix overlaid.
+
+    ``MetaGradientExplorer(problem, k_max, n_seeds)`` draws the sample cache with
+    ``metagrad.sample_meta_gradients`` and, where the problem can be enumerated (the bandit), takes
+    the reference g*_K = ``metagrad.true_meta_gradient(problem, eta, K)``: the exact gradient of
+    the expected outer loss after K inner steps, what a horizon-K meta-gradient is meant to follow.
+    The K-step estimator is biased against it for K >= 2 (it holds the sampled data fixed), and a
+    mix at horizon K is measured against the same g*_K, so mixing trades bias for variance.
+    ``MetaGradientExplorer.from_samples`` builds the same explorer from any cache.
+
+    Display ``explorer.widget`` (or the explorer itself, last in a cell). Drive it from code with
+    ``explorer.set(...)``; read the numbers shown in ``explorer.readout`` and what is drawn in
+    ``explorer.plot_data``; ``explorer.message`` is the warning shown for rejected input, or "".
+
+    Args:
+      problem: a ``metagrad.make_problem(...)`` problem.
+      k_max: the longest horizon K, >= 1.
+      n_seeds: independent seeds per sample set, >= 2.
+      eta: [n_eta] meta-parameters the meta-gradients are taken at; default ``problem.eta0``.
+      key: PRNG key; sample set d uses ``fold_in(key, d)``. Default ``jax.random.key(0)``.
+      reference: "auto" (exact where the problem allows it, else none), None, or [k_max, n_eta].
+        Exact references compile one enumeration per K, a few seconds each on a CPU, once per
+        problem and k_max.
+    """
+
+    def __init__(
+        self, problem, k_max: int = 8, n_seeds: int = 256, eta=None, key=None, reference="auto"
+    ):
+        k_max = _check_count(k_max, "k_max", 1)
+        n_seeds = _check_count(n_seeds, "n_seeds", 2)
+        eta = problem.eta0 if eta is None else eta
+        key = jax.random.key(0) if key is None else key
+
+        def draw(index: int) -> np.ndarray:
+            seed_key = jax.random.fold_in(key, index)
+            return np.asarray(
+                metagrad.sample_meta_gradients(problem, eta, seed_key, k_max, n_seeds)
+            )
+
+        if isinstance(reference, str) and reference == "auto":
+            reference = _exact_reference(problem, eta, k_max)
+        self._setup(draw(0), reference, problem.meta_names, draw, repr(problem))
+
+    @classmethod
+    def from_samples(cls, samples, reference=None, meta_names=None, draw=None):
+        """An explorer over a given cache ``samples`` [n_seeds, k_max, n_eta] and an optional
+        ``reference`` [k_max, n_eta]. ``draw(index)`` returns a fresh cache of the same shape for
+        the "new samples" button (index 1, 2, ...); without it the button is disabled.
+        """
+        explorer = cls.__new__(cls)
+        explorer._setup(samples, reference, meta_names, draw, "given samples")
+        return explorer
+
+    # ---------------------------------------------------------------------------------- building
+
+    def _setup(self, samples, reference, meta_names, draw, title):
+        samples = np.asarray(samples, dtype=float)
+        if samples.ndim != 3 or samples.shape[0] < 2:
+            raise ValueError(
+                f"samples must have shape [n_seeds >= 2, k_max, n_eta], got {samples.shape}"
+            )
+        _, k_max, n_eta = samples.shape
+        if reference is not None:
+            reference = np.asarray(reference, dtype=float)
+            if reference.shape != (k_max, n_eta):
+                raise ValueError(
+                    f"reference must have shape ({k_max}, {n_eta}), got {reference.shape}"
+                )
+        meta_names = tuple(meta_names or (f"eta[{i}]" for i in range(n_eta)))
+        if len(meta_names) != n_eta:
+            raise ValueError(f"meta_names must name {n_eta} meta-parameters, got {meta_names}")
+        self.k_max, self.n_eta, self.meta_names = k_max, n_eta, meta_names
+        self.reference = reference
+        self._draw, self._draws = draw, 0
+        self._holding = False
+        self.message = ""
+        self.readout: dict = {}
+        self._use_samples(samples)
+        self._build_widgets(title)
+        self._build_figure()
+        if not self._refresh(full=True):
+            raise ValueError(self.message)
+
+    def _use_samples(self, samples):
+        samples = np.asarray(samples, dtype=float)
+        if samples.shape[1:] != (self.k_max, self.n_eta) or samples.ndim != 3 or len(samples) < 2:
+            raise ValueError(
+                f"samples must have shape [n_seeds >= 2, {self.k_max}, {self.n_eta}], "
+                f"got {samples.shape}"
+            )
+        if not np.all(np.isfinite(samples)):
+            raise ValueError("samples must be finite")
+        self.samples = samples
+        self.n_seeds = samples.shape[0]
+        self._k_step = curve_values(samples, self.reference)
+        self._maxima = reachable_maxima(self._k_step, self.reference)
+        self._limits: dict = {}
+
+    def _build_widgets(self, title):
+        k_max = self.k_max
+        style = {"description_width": "initial"}
+        self.k_slider = widgets.IntSlider(
+            value=k_max, min=1, max=k_max, description="K", style=style
+        )
+        self.mode_dropdown = widgets.Dropdown(
+            options=[(label, mode) for mode, label in MODES.items()],
+            value="lambda-return",
+            description="estimator",
+        )
+        self.lam_slider = widgets.FloatSlider(
+            value=0.5, min=0.0, max=1.0, step=0.05, description="ρ", style=style
+        )
+        self.weight_sliders = [
+            widgets.FloatSlider(
+                value=1.0,
+                min=0.0,
+                max=1.0,
+                step=0.05,
+                description=f"w{k}",
+                orientation="vertical",
+                readout_format=".2f",
+                layout=widgets.Layout(width="48px"),
+            )
+            for k in range(1, k_max + 1)
+        ]
+        views = [(f"component {name}", i) for i, name in enumerate(self.meta_names)]
+        if self.reference is not None:
+            views.insert(0, ("along g*_K", REFERENCE_VIEW))
+        self.view_dropdown = widgets.Dropdown(options=views, description="histogram")
+        self.new_samples_button = widgets.Button(
+            description="new samples",
+            icon="refresh",
+            disabled=self._draw is None,
+            tooltip="draw fresh seeds and recompute the cache",
+        )
+        self.progress = widgets.IntProgress(
+            value=0, min=0, max=3, layout=widgets.Layout(width="120px")
+        )
+        self.progress_label = widgets.Label(f"{self.n_seeds} seeds of {title}")
+        self.message_html = widgets.HTML()
+        self.weights_html = widgets.HTML()
+        self.readout_html = widgets.HTML(layout=widgets.Layout(min_width="280px"))
+        self.readout_html.add_class("metagrad-readout")
+        self.free_box = widgets.HBox(
+            [widgets.Label("free weights, normalised over w1..wK:"), *self.weight_sliders]
+        )
+        for control in (
+            self.k_slider,
+            self.mode_dropdown,
+            self.lam_slider,
+            self.view_dropdown,
+            *self.weight_sliders,
+        ):
+            control.observe(self._on_change, names="value")
+        self.new_samples_button.on_click(lambda _: self.new_samples())
+
+    def _build_figure(self):
+        self._canvas = _BlitFigure()
+        figure, animate = self._canvas.figure, self._canvas.animate
+        grid = figure.add_gridspec(
+            2,
+            3,
+            width_ratios=(1.5, 1, 1),
+            left=0.05,
+            right=0.98,
+            bottom=0.12,
+            top=0.86,
+            wspace=0.35,
+            hspace=0.55,
+        )
+        hist_ax = figure.add_subplot(grid[:, 0])
+        hist_ax.set_yticks([])  # counts need no ticks, and so the y-limit can follow the bars
+        hist_ax.set_ylabel("seeds per bin")
+        hist_ax.axvline(0.0, color="grey", linewidth=0.6)
+        self._hist = animate(
+            hist_ax.stairs(
+                np.zeros(N_BINS),
+                np.arange(N_BINS + 1.0),
+                fill=True,
+                alpha=0.45,
+                color="C0",
+                label="estimates",
+            )
+        )
+        self._rug = animate(hist_ax.plot([], [], "|", color="C0", markersize=8, alpha=0.5)[0])
+        self._mean_line = animate(
+            hist_ax.axvline(0.0, color="C3", linewidth=2, label="sample mean")
+        )
+        self._true_line = animate(
+            hist_ax.axvline(0.0, color="k", linestyle="--", linewidth=1.5, label="true g*_K")
+        )
+        self._hist_text = animate(
+            hist_ax.text(
+                0.02,
+                0.97,
+                "",
+                transform=hist_ax.transAxes,
+                va="top",
+                fontsize="small",
+                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+            )
+        )
+        hist_ax.legend(loc="upper right", fontsize="small")
+        hist_ax.set_title(f"{self.n_seeds} estimates of the current estimator", fontsize="small")
+        self._hist_ax = hist_ax
+
+        ks = np.arange(1, self.k_max + 1)
+        self._curve_axes, self._curve_lines = {}, {}
+        for index, (name, title) in enumerate(CURVES.items()):
+            ax = figure.add_subplot(grid[index // 2, 1 + index % 2])
+            ax.set_title(title, fontsize="small")
+            ax.set_xlim(0.5, self.k_max + 0.5)
+            ax.xaxis.set_major_locator(MaxNLocator(8, integer=True))
+            if name in LOG_CURVES:
+                ax.set_yscale("log")
+                # Labelled ticks at 1, 2, 5 x 10^n even within one decade; no minor ticks, whose
+                # labels cost a lot per draw.
+                ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=8))
+                ax.yaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+                ax.yaxis.set_minor_locator(NullLocator())
+            ax.tick_params(labelsize="small")
+            if index >= 2:
+                ax.set_xlabel("K", fontsize="small")
+            if self.reference is None and name in ("bias_squared", "mse"):
+                ax.text(
+                    0.5,
+                    0.5,
+                    "needs a reference g*",
+                    transform=ax.transAxes,
+                    ha="center",
+                    color="grey",
+                )
+            self._curve_lines[name] = {
+                "k_step": ax.plot(
+                    ks, self._k_step[name], "o-", color="C0", markersize=3, label="K-step"
+                )[0],
+                "mix": animate(
+                    ax.plot(ks, ks * np.nan, "s--", color="C1", markersize=3, label="current mix")[
+                        0
+                    ]
+                ),
+                "k_line": animate(ax.axvline(self.k_max, color="grey", linewidth=0.8)),
+                "current": animate(
+                    ax.plot([], [], "o", color="C3", markersize=7, label="current K")[0]
+                ),
+            }
+            self._curve_axes[name] = ax
+        handles = [self._curve_lines["variance"][line] for line in ("k_step", "mix", "current")]
+        figure.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.7, 1.0),
+            ncol=3,
+            fontsize="small",
+            frameon=False,
+        )
+
+        controls = widgets.VBox(
+            [
+                widgets.HBox([self.k_slider, self.mode_dropdown, self.lam_slider]),
+                self.free_box,
+                widgets.HBox(
+                    [
+                        self.view_dropdown,
+                        self.new_samples_button,
+                        self.progress,
+                        self.progress_label,
+                    ]
+                ),
+                self.message_html,
+            ]
+        )
+        numbers = widgets.VBox([self.weights_html, self.readout_html])
+        self.widget = widgets.VBox([controls, widgets.HBox([self._canvas.view, numbers])])
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # ---------------------------------------------------------------------------------- public API
+
+    @property
+    def figure(self) -> Figure:
+        return self._canvas.figure
+
+    def set(self, k=None, mode=None, lam=None, weights=None, view=None) -> bool:
+        """Move the controls from code, then redraw once.
+
+        Args:
+          k: horizon K in 1..k_max.
+          mode: one of ``MODES``: "k-step", "geometric", "lambda-return" or "free".
+          lam: λ (geometric) or ρ (lambda-return), in [0, 1].
+          weights: free weights w_1..w_j (j <= k_max, each in [0, 1], normalised afterwards); the
+            sliders after j go to 0. Implies mode="free" and K = j unless those are given.
+          view: the histogram's view, "reference" or a component index.
+        Returns: True when the view was updated; False when the input was rejected, in which case
+        ``message`` says why, the controls keep their values and the previous view stays.
+        """
+        try:
+            values = self._validated(k, mode, lam, weights, view)
+        except (TypeError, ValueError) as error:
+            return self._reject(str(error))
+        view_changes = values["view"] is not None and values["view"] != self.view_dropdown.value
+        with self._hold():
+            if values["weights"] is not None:
+                for slider, weight in zip(self.weight_sliders, values["weights"], strict=True):
+                    slider.value = float(weight)
+            for name, control in (
+                ("k", self.k_slider),
+                ("mode", self.mode_dropdown),
+                ("lam", self.lam_slider),
+                ("view", self.view_dropdown),
+            ):
+                if values[name] is not None:
+                    control.value = values[name]
+        return self._refresh(full=view_changes)
+
+    def new_samples(self) -> bool:
+        """Draw a fresh seed set (same problem, η and shapes, so nothing recompiles), recompute the
+        K-step curves and redraw, showing progress. Returns False (with a message) if it fails."""
+        if self._draw is None:
+            return self._reject(
+                "this explorer was built from fixed samples: there is nothing to draw"
+            )
+        self.new_samples_button.disabled = True
+        previous = self.samples
+        try:
+            start = time.perf_counter()
+            self._progress(1, f"drawing {self.n_seeds} fresh seeds…")
+            samples = self._draw(self._draws + 1)
+            self._progress(2, "statistics…")
+            self._use_samples(samples)
+            for name, lines in self._curve_lines.items():
+                lines["k_step"].set_ydata(self._k_step[name])
+            self._progress(3, "drawing…")
+            if not self._refresh(full=True):
+                raise ValueError(self.message)
+            self._draws += 1
+            self._progress(
+                3,
+                f"sample set {self._draws}: {self.n_seeds} seeds in "
+                f"{time.perf_counter() - start:.2f} s",
+            )
+            return True
+        except Exception as error:  # a learner's widget shows the failure instead of a traceback
+            self._use_samples(previous)
+            for name, lines in self._curve_lines.items():
+                lines["k_step"].set_ydata(self._k_step[name])
+            self._progress(0, "")
+            return self._reject(f"could not draw new samples: {error}")
+        finally:
+            self.new_samples_button.disabled = self._draw is None
+
+    @property
+    def plot_data(self) -> dict:
+        """What the artists currently draw: the histogram ``heights`` [N_BINS] and ``edges``, the
+        projected ``estimates`` [n_seeds] of the rug, the ``mean`` and ``true`` marker positions
+        (``true`` None when hidden), the ``xlabel``, and per curve name the y data of the ``k_step``
+        and ``mix`` lines [k_max], whether the mix line is shown, and the ``current`` point (K, y).
+        """
+        heights, edges, _ = self._hist.get_data()
+        curves = {
+            name: {
+                "k_step": np.array(lines["k_step"].get_ydata(), dtype=float),
+                "mix": np.array(lines["mix"].get_ydata(), dtype=float),
+                "mix_visible": lines["mix"].get_visible(),
+                "current": tuple(float(v) for v in np.ravel(lines["current"].get_data())),
+            }
+            for name, lines in self._curve_lines.items()
+        }
+        return {
+            "heights": np.array(heights, dtype=float),
+            "edges": np.array(edges, dtype=float),
+            "estimates": np.array(self._rug.get_xdata(), dtype=float),
+            "mean": float(self._mean_line.get_xdata()[0]),
+            "true": float(self._true_line.get_xdata()[0])
+            if self._true_line.get_visible()
+            else None,
+            "xlabel": self._hist_ax.get_xlabel(),
+            "curves": curves,
+        }
+
+    # ---------------------------------------------------------------------------------- internals
+
+    @contextlib.contextmanager
+    def _hold(self):
+        """Batch several control changes into the single redraw that follows."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+
+    def _on_change(self, change):
+        if not self._holding:
+            self._refresh(full=change["owner"] is self.view_dropdown)
+
+    def _validated(self, k, mode, lam, weights, view) -> dict:
+        """The requested control values, checked together before any control moves."""
+        if k is not None and (
+            isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.k_max
+        ):
+            raise ValueError(f"K must be an integer from 1 to k_max={self.k_max}, got {k!r}")
+        if mode is not None and mode not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+        if lam is not None and (
+            isinstance(lam, bool)
+            or not isinstance(lam, (int, float, np.number))
+            or not 0.0 <= lam <= 1.0
+        ):
+            raise ValueError(f"lam must be a number in [0, 1], got {lam!r}")
+        free = [slider.value for slider in self.weight_sliders]
+        if weights is not None:
+            weights = np.asarray(weights, dtype=float)
+            if weights.ndim != 1 or not 1 <= weights.size <= self.k_max:
+                raise ValueError(
+                    f"weights must list 1 to k_max={self.k_max} numbers, got shape {weights.shape}"
+                )
+            if not np.all((weights >= 0) & (weights <= 1)):
+                raise ValueError(
+                    f"each free weight must be in [0, 1] (the sliders' range; they "
+                    f"are normalised afterwards), got {weights}"
+                )
+            free = np.zeros(self.k_max)
+            free[: weights.size] = weights
+            mode = "free" if mode is None else mode
+            k = weights.size if k is None else k
+        valid_views = [value for _, value in self.view_dropdown.options]
+        if view is not None and view not in valid_views:
+            raise ValueError(f"view must be one of {valid_views}, got {view!r}")
+        mixing_weights(
+            mode or self.mode_dropdown.value,
+            k or self.k_slider.value,
+            self.lam_slider.value if lam is None else lam,
+            free,
+        )
+        return {
+            "k": k,
+            "mode": mode,
+            "lam": lam,
+            "weights": None if weights is None else free,
+            "view": view,
+        }
+
+    def _reject(self, message: str) -> bool:
+        self.message = message
+        self.message_html.value = (
+            f"<div style='color:#b00020;font-weight:bold'>⚠ {html.escape(message)} "
+            f"(the plots still show the previous setting)</div>"
+        )
+        return False
+
+    def _progress(self, step: int, text: str):
+        self.progress.value = step
+        self.progress_label.value = text
+
+    def _sync_controls(self, mode: str, k: int):
+        self.lam_slider.disabled = mode not in ("geometric", "lambda-return")
+        self.lam_slider.description = "ρ" if mode == "lambda-return" else "λ"
+        self.free_box.layout.display = "flex" if mode == "free" else "none"
+        for index, slider in enumerate(self.weight_sliders):
+            slider.disabled = index >= k
+
+    def _refresh(self, full: bool = False) -> bool:
+        """Recombine the cache for the current controls and update every view, or keep the
+        previous views and show why not. ``full`` redraws the background too."""
+        k, mode, lam = self.k_slider.value, self.mode_dropdown.value, self.lam_slider.value
+        free = [slider.value for slider in self.weight_sliders]
+        self._sync_controls(mode, k)
+        try:
+            weights = mixing_weights(mode, k, lam, free)
+            matrix = weight_matrix(mode, lam, free, self.k_max)
+            mixed = np.einsum("Kk,ske->sKe", matrix, self.samples)
+            mix = curve_values(mixed, self.reference)
+            values, mean, true, label = self._projection(k, mixed[:, k - 1], mix["mean"][k - 1])
+        except Exception as error:  # a learner's widget shows the failure instead of a traceback
+            return self._reject(str(error))
+        # Everything is computed before the first artist changes, so a failure leaves the
+        # previous picture whole.
+        full = self._update_histogram(k, mode, lam, values, mean, true, label, full)
+        full = self._update_curves(k, mode, mix) or full
+        if full:
+            self._canvas.full_draw()
+        else:
+            self._canvas.update()
+        self.message = ""
+        self.message_html.value = ""
+        row = k - 1
+        self.readout = {
+            "k": k,
+            "mode": mode,
+            "lam": lam if mode in ("geometric", "lambda-return") else None,
+            "weights": weights,
+            "mean": mix["mean"][row],
+            **{
+                name: float(mix[name][row])
+                for name in ("variance", "bias", "bias_squared", "cosine", "mse", "snr")
+            },
+            "k_step_variance": float(self._k_step["variance"][row]),
+            "variance_ratio": float(mix["variance"][row] / self._k_step["variance"][row]),
+        }
+        self._write_readout()
+        return True
+
+    def _direction(self, k: int):
+        """Unit vector of the histogram's view at horizon K. [n_eta]."""
+        view = self.view_dropdown.value
+        if view != REFERENCE_VIEW:
+            return np.eye(self.n_eta)[view]
+        norm = np.linalg.norm(self.reference[k - 1])
+        if norm == 0:
+            raise ValueError(f"g*_{k} is zero, so it has no direction: pick a component view")
+        return self.reference[k - 1] / norm
+
+    def _projection(self, k: int, estimates: np.ndarray, mean: np.ndarray):
+        """(projected estimates, mean, true value or None, axis label) in the histogram's view."""
+        unit = self._direction(k)
+        true = None if self.reference is None else float(self.reference[k - 1] @ unit)
+        view = self.view_dropdown.value
+        label = "⟨g, g*_K⟩ / ‖g*_K‖" if view == REFERENCE_VIEW else f"g[{self.meta_names[view]}]"
+        return estimates @ unit, float(mean @ unit), true, label
+
+    def _histogram_range(self) -> tuple[float, float]:
+        """Every estimate a setting can show lies between the K-step estimates of its seed, so the
+        range over all K of the projected g_1..g_K (plus 0 and g*) holds every histogram."""
+        points = [0.0]
+        for k in range(1, self.k_max + 1):
+            with contextlib.suppress(ValueError):
+                unit = self._direction(k)
+                projected = self.samples[:, :k] @ unit
+                points += [projected.min(), projected.max()]
+                if self.reference is not None:
+                    points.append(float(self.reference[k - 1] @ unit))
+        return _padded(min(points), max(points), log=False)
+
+    def _update_histogram(self, k, mode, lam, values, mean, true, label, full) -> bool:
+        """Set the histogram's artists; True when its x-axis changed (a full redraw is due)."""
+        if full or "hist" not in self._limits:
+            self._limits["hist"] = self._histogram_range()
+            self._edges = np.linspace(*self._limits["hist"], N_BINS + 1)
+            self._hist_ax.set_xlim(*self._limits["hist"])
+            self._hist_ax.set_xlabel(label)
+            full = True
+        heights, _ = np.histogram(values, bins=self._edges)
+        self._hist.set_data(heights, self._edges)
+        self._rug.set_data(values, np.zeros_like(values))
+        self._mean_line.set_xdata([mean, mean])
+        self._true_line.set_visible(true is not None)
+        if true is not None:
+            self._true_line.set_xdata([true, true])
+        self._hist_text.set_text(f"{_setting(mode, lam)}\nK = {k}")
+        self._hist_ax.set_ylim(0, 1.15 * max(heights.max(), 1))
+        return full
+
+    def _update_curves(self, k, mode, mix) -> bool:
+        """Set the curves' artists; True when some y-limits had to grow (a full redraw is due)."""
+        grew = False
+        for name, lines in self._curve_lines.items():
+            lines["mix"].set_ydata(mix[name])
+            lines["mix"].set_visible(mode != "k-step")
+            lines["k_line"].set_xdata([k, k])
+            lines["current"].set_data([k], [mix[name][k - 1]])
+            limits = self._limits.get(name)
+            seen = mix[name]
+            if limits is None:  # new samples: start from the values every setting can reach
+                seen = np.concatenate([seen, self._k_step[name], [self._maxima.get(name, np.nan)]])
+            new = _grown(limits, seen, log=name in LOG_CURVES)
+            if new is not None:
+                self._limits[name] = new
+                self._curve_axes[name].set_ylim(*new)
+                grew = True
+        return grew
+
+    def _write_readout(self):
+        r = self.readout
+        self.weights_html.value = "<b>normalised weights</b> w1..w{}: {}".format(
+            r["k"], " · ".join(f"{w:.2f}" for w in r["weights"])
+        )
+        rows = [
+            ("estimator", _setting(r["mode"], r["lam"])),
+            ("K", r["k"]),
+            ("mean E g", _format(r["mean"])),
+            ("variance", _format(r["variance"])),
+            ("bias ‖E g − g*_K‖", _format(r["bias"])),
+            ("cosine(E g, g*_K)", _format(r["cosine"])),
+            ("MSE", _format(r["mse"])),
+            ("SNR", _format(r["snr"])),
+            ("K-step variance", _format(r["k_step_variance"])),
+            ("variance ratio mix / K-step", _format(r["variance_ratio"])),
+        ]
+        body = "".join(
+            f"<tr><td>{html.escape(name)}</td><td style='text-align:right'>"
+            f"{html.escape(str(value))}</td></tr>"
+            for name, value in rows
+        )
+        self.readout_html.value = f"<table style='font-family:monospace'>{body}</table>"
+
+
+def _exact_reference(problem, eta, k_max: int):
+    """g*_K for K = 1..k_max where the problem can be enumerated, else None. [k_max, n_eta]."""
+    try:
+        return np.stack(
+            [np.asarray(metagrad.true_meta_gradient(problem, eta, k)) for k in range(1, k_max + 1)]
+        )
+    except ValueError:  # no exact enumeration for this problem, or too many paths at this k_max
+        return None

@@ -1,0 +1,417 @@
+"""The live explorer without a browser: readout and plots against NumPy on the cached samples.
+
+Every oracle here recomputes from ``explorer.samples`` with plain NumPy and hand-written weight
+formulas (not ``metagrad``'s weight functions), so a wrong weight, a wrong K or a stale cache shows.
+"""
+
+import copy
+
+import ipywidgets
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from course_lib import metagrad, widgets
+
+K_MAX, N_SEEDS = 4, 64
+
+
+@pytest.fixture(scope="module")
+def bandit():
+    with jax.enable_x64(True):
+        problem = metagrad.make_problem("bandit")
+        explorer = widgets.MetaGradientExplorer(problem, k_max=K_MAX, n_seeds=N_SEEDS)
+        yield problem, explorer
+
+
+@pytest.fixture
+def explorer(bandit):
+    """The shared bandit explorer, put back to its starting controls for each test."""
+    explorer = bandit[1]
+    assert explorer.set(
+        k=K_MAX, mode="lambda-return", lam=0.5, weights=np.ones(K_MAX), view="reference"
+    )
+    return explorer
+
+
+@pytest.fixture
+def compilations():
+    """Counts XLA compilations while the test runs."""
+    events = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    yield events
+    jax.monitoring.unregister_event_duration_listener(listen)
+
+
+def hand_weights(mode, k, lam=None, free=None):
+    """The four weight families written out by hand (SPEC.md §1)."""
+    j = np.arange(1, k + 1)
+    if mode == "k-step":
+        return (j == k).astype(float)
+    if mode == "geometric":
+        raw = np.array([lam ** (i - 1) if i > 1 else 1.0 for i in j])
+        return raw / raw.sum()
+    if mode == "lambda-return":
+        return np.array([(1 - lam) * lam ** (i - 1) if i < k else lam ** (k - 1) for i in j])
+    free = np.asarray(free, dtype=float)[:k]
+    return free / free.sum()
+
+
+def numpy_numbers(samples, reference, weights):
+    """Mean, tr Cov (ddof 1), bias, cosine, SNR, MSE of Σ_j w_j g_j, by hand."""
+    k = len(weights)
+    mixed = sum(weights[j] * samples[:, j] for j in range(k))
+    mean = mixed.mean(axis=0)
+    variance = np.sum((mixed - mean) ** 2) / (len(mixed) - 1)
+    ref = reference[k - 1]
+    bias = np.sqrt(np.sum((mean - ref) ** 2))
+    return {
+        "mixed": mixed,
+        "mean": mean,
+        "variance": variance,
+        "bias": bias,
+        "bias_squared": bias**2,
+        "cosine": mean @ ref / (np.linalg.norm(mean) * np.linalg.norm(ref)),
+        "snr": mean @ mean / variance,
+        "mse": bias**2 + variance,
+    }
+
+
+SETTINGS = [
+    dict(k=1, mode="k-step"),
+    dict(k=3, mode="k-step"),
+    dict(k=4, mode="geometric", lam=0.3),
+    dict(k=4, mode="geometric", lam=1.0),
+    dict(k=4, mode="lambda-return", lam=0.6),
+    dict(k=2, mode="lambda-return", lam=0.0),
+    dict(k=3, mode="free", weights=[0.2, 1.0, 0.5]),
+]
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: "-".join(map(str, s.values())))
+def test_readout_equals_numpy_statistics_of_the_cached_samples(explorer, setting):
+    assert explorer.set(**setting), explorer.message
+    assert explorer.message == ""
+    k, mode = setting["k"], setting["mode"]
+    weights = hand_weights(mode, k, setting.get("lam"), setting.get("weights"))
+    expected = numpy_numbers(explorer.samples, explorer.reference, weights)
+    readout = explorer.readout
+    assert readout["k"] == k and readout["mode"] == mode
+    np.testing.assert_allclose(readout["weights"], weights, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(readout["mean"], expected["mean"], rtol=1e-10)
+    for name in ("variance", "bias", "bias_squared", "cosine", "snr", "mse"):
+        np.testing.assert_allclose(readout[name], expected[name], rtol=1e-10, err_msg=name)
+    k_step_variance = np.var(explorer.samples[:, k - 1], axis=0, ddof=1).sum()
+    np.testing.assert_allclose(readout["k_step_variance"], k_step_variance, rtol=1e-10)
+    np.testing.assert_allclose(
+        readout["variance_ratio"], expected["variance"] / k_step_variance, rtol=1e-10
+    )
+    assert f"{readout['variance']:.4g}" in explorer.readout_html.value
+
+
+def test_reference_is_the_exact_meta_gradient_of_each_horizon(bandit):
+    problem, explorer = bandit
+    with jax.enable_x64(True):
+        for k in (1, K_MAX):
+            np.testing.assert_allclose(
+                explorer.reference[k - 1], metagrad.true_meta_gradient(problem, problem.eta0, k)
+            )
+        # An independent anchor for the wiring: the 1-step estimator is unbiased, so at K = 1 the
+        # enumerated mean of g_1 is the reference.
+        exact_mean, _ = metagrad.exact_meta_gradient_moments(problem, problem.eta0, 1)
+    np.testing.assert_allclose(explorer.reference[0], exact_mean[0], rtol=1e-9, atol=1e-12)
+    assert not np.allclose(explorer.reference[0], explorer.reference[K_MAX - 1])
+
+
+def test_moving_the_widgets_themselves_updates_readout_and_plots(explorer):
+    before = copy.deepcopy(explorer.plot_data)
+    explorer.k_slider.value = 2
+    assert explorer.readout["k"] == 2
+    explorer.lam_slider.value = 0.2
+    explorer.mode_dropdown.value = "geometric"
+    weights = hand_weights("geometric", 2, 0.2)
+    expected = numpy_numbers(explorer.samples, explorer.reference, weights)
+    np.testing.assert_allclose(explorer.readout["variance"], expected["variance"], rtol=1e-10)
+    after = explorer.plot_data
+    assert not np.array_equal(before["estimates"], after["estimates"])
+    assert after["curves"]["variance"]["current"][0] == 2
+    assert explorer.lam_slider.description == "λ" and not explorer.lam_slider.disabled
+    explorer.mode_dropdown.value = "k-step"
+    assert explorer.lam_slider.disabled
+
+
+@pytest.mark.parametrize("setting", SETTINGS[2:], ids=lambda s: "-".join(map(str, s.values())))
+def test_plots_draw_the_current_estimates_and_curves(explorer, setting):
+    before = copy.deepcopy(explorer.plot_data)
+    assert explorer.set(**setting), explorer.message
+    k = setting["k"]
+    data = explorer.plot_data
+    weights = hand_weights(setting["mode"], k, setting.get("lam"), setting.get("weights"))
+    expected = numpy_numbers(explorer.samples, explorer.reference, weights)
+    # Histogram view "reference": projections on the unit vector of g*_K.
+    free = np.zeros(K_MAX)  # the sliders after the given weights are at 0
+    free[: len(setting.get("weights", []))] = setting.get("weights", [])
+    unit = explorer.reference[k - 1] / np.linalg.norm(explorer.reference[k - 1])
+    np.testing.assert_allclose(data["estimates"], expected["mixed"] @ unit, rtol=1e-10)
+    np.testing.assert_allclose(data["mean"], expected["mean"] @ unit, rtol=1e-10)
+    np.testing.assert_allclose(data["true"], np.linalg.norm(explorer.reference[k - 1]), rtol=1e-12)
+    heights, _ = np.histogram(data["estimates"], bins=data["edges"])
+    np.testing.assert_array_equal(data["heights"], heights)
+    assert data["heights"].sum() == N_SEEDS  # the fixed x-range holds every estimate
+    # Curves: the K-step line is g_k's statistics, the mix line the same mix at every horizon.
+    for name in ("variance", "bias_squared", "mse", "snr"):
+        curve = data["curves"][name]
+        k_step = [
+            numpy_numbers(explorer.samples, explorer.reference, np.eye(j)[-1])[name]
+            for j in range(1, K_MAX + 1)
+        ]
+        np.testing.assert_allclose(curve["k_step"], k_step, rtol=1e-10, err_msg=name)
+        mix = [
+            numpy_numbers(
+                explorer.samples,
+                explorer.reference,
+                hand_weights(setting["mode"], j, setting.get("lam"), free),
+            )[name]
+            for j in range(1, K_MAX + 1)
+        ]
+        np.testing.assert_allclose(curve["mix"], mix, rtol=1e-10, err_msg=name)
+        assert curve["mix_visible"]
+        assert curve["current"] == pytest.approx((k, expected[name]), rel=1e-10)
+    assert not np.array_equal(before["estimates"], data["estimates"])
+
+
+def test_k_step_mode_hides_the_mix_line(explorer):
+    assert explorer.set(mode="k-step", k=2)
+    assert not any(curve["mix_visible"] for curve in explorer.plot_data["curves"].values())
+
+
+def test_component_view_shows_one_meta_parameter(explorer):
+    assert explorer.set(k=3, mode="geometric", lam=0.5, view=1)
+    data = explorer.plot_data
+    expected = numpy_numbers(
+        explorer.samples, explorer.reference, hand_weights("geometric", 3, 0.5)
+    )
+    np.testing.assert_allclose(data["estimates"], expected["mixed"][:, 1], rtol=1e-10)
+    np.testing.assert_allclose(data["true"], explorer.reference[2, 1])
+    assert explorer.meta_names[1] in data["xlabel"]
+
+
+def test_slider_moves_never_compile(explorer, compilations):
+    for k in range(1, K_MAX + 1):
+        for mode in widgets.MODES:
+            assert explorer.set(k=k, mode=mode, lam=0.1 * k)
+    explorer.k_slider.value = 1
+    explorer.weight_sliders[0].value = 0.3
+    explorer.view_dropdown.value = 0
+    assert compilations == []
+    jax.jit(lambda x: x * 3.0 + 1.0)(np.ones(3))  # the counter itself can see a compilation
+    assert len(compilations) >= 1
+
+
+def test_new_samples_change_the_cache_without_recompiling(explorer, compilations):
+    old = explorer.samples.copy()
+    assert explorer.set(k=3, mode="k-step")
+    before = copy.deepcopy(explorer.plot_data)
+    assert explorer.new_samples(), explorer.message
+    assert compilations == []
+    assert explorer.samples.shape == old.shape and not np.allclose(explorer.samples, old)
+    assert "sample set 1" in explorer.progress_label.value
+    assert explorer.progress.value == explorer.progress.max
+    expected = numpy_numbers(explorer.samples, explorer.reference, np.eye(3)[-1])
+    np.testing.assert_allclose(explorer.readout["variance"], expected["variance"], rtol=1e-10)
+    assert not np.array_equal(before["heights"], explorer.plot_data["heights"])
+
+
+BAD_INPUTS = [
+    (dict(k=K_MAX + 1), "k_max"),
+    (dict(k=0), "k_max"),
+    (dict(k="3"), "K must be"),
+    (dict(weights=[0.0, 0.0, 0.0]), "all zero"),
+    (dict(weights=[0.5, -0.1]), "weight"),
+    (dict(weights=np.ones(K_MAX + 1)), "k_max"),
+    (dict(weights=[np.nan, 1.0]), "weight"),
+    (dict(mode="bogus"), "mode"),
+    (dict(lam=1.5), "lam"),
+    (dict(view=7), "view"),
+]
+
+
+@pytest.mark.parametrize("bad, words", BAD_INPUTS, ids=[str(b) for b, _ in BAD_INPUTS])
+def test_bad_input_shows_a_message_and_keeps_the_previous_view(explorer, bad, words):
+    assert explorer.set(k=2, mode="geometric", lam=0.4)
+    view, readout = copy.deepcopy(explorer.plot_data), copy.deepcopy(explorer.readout)
+    controls = [explorer.k_slider.value, explorer.mode_dropdown.value, explorer.lam_slider.value]
+    assert explorer.set(**bad) is False
+    assert words in explorer.message
+    assert words in explorer.message_html.value or words in explorer.message_html.value.replace(
+        "&#x27;", "'"
+    )
+    assert controls == [
+        explorer.k_slider.value,
+        explorer.mode_dropdown.value,
+        explorer.lam_slider.value,
+    ]
+    assert_same_view(explorer, view, readout)
+    assert explorer.set(k=1)  # a good move clears the message
+    assert explorer.message == "" and explorer.message_html.value == ""
+
+
+def test_all_free_weight_sliders_at_zero_shows_a_message_until_one_rises(explorer):
+    assert explorer.set(weights=[1.0, 0.0, 0.0])
+    view, readout = copy.deepcopy(explorer.plot_data), copy.deepcopy(explorer.readout)
+    explorer.weight_sliders[0].value = 0.0  # the learner drags the last non-zero weight down
+    assert "all zero" in explorer.message and "all zero" in explorer.message_html.value
+    assert_same_view(explorer, view, readout)
+    explorer.weight_sliders[2].value = 0.5
+    assert explorer.message == ""
+    np.testing.assert_allclose(explorer.readout["weights"], [0.0, 0.0, 1.0])
+    np.testing.assert_allclose(
+        explorer.readout["variance"],
+        np.var(explorer.samples[:, 2], axis=0, ddof=1).sum(),
+        rtol=1e-10,
+    )
+
+
+def assert_same_view(explorer, view, readout):
+    now = explorer.plot_data
+    for key in ("heights", "edges", "estimates"):
+        np.testing.assert_array_equal(now[key], view[key])
+    assert (now["mean"], now["true"]) == (view["mean"], view["true"])
+    for name, curve in now["curves"].items():
+        np.testing.assert_array_equal(curve["mix"], view["curves"][name]["mix"])
+        assert curve["current"] == view["curves"][name]["current"]
+    assert explorer.readout.keys() == readout.keys()
+    for key, value in readout.items():
+        np.testing.assert_array_equal(explorer.readout[key], value)
+
+
+def test_every_setting_stays_inside_the_axes_drawn_for_the_sample_set():
+    """The fixed axes rest on a claim: any mix is a convex combination of g_1..g_K per seed, so its
+    estimates lie within the K-step range and its variance, bias² and MSE within
+    ``reachable_maxima``. Random free weights must never break it."""
+    rng = np.random.default_rng(1)
+    samples = rng.normal(size=(50, 6, 2)) * np.arange(1, 7)[None, :, None] + rng.normal(size=(6, 2))
+    reference = rng.normal(size=(6, 2))
+    explorer = widgets.MetaGradientExplorer.from_samples(samples, reference)
+    k_step = widgets.curve_values(samples, reference)
+    maxima = widgets.reachable_maxima(k_step, reference)
+    low, high = explorer._hist_ax.get_xlim()
+    for _ in range(60):
+        k = int(rng.integers(1, 7))
+        weights = rng.random(k) ** 4  # often nearly one-hot: the extreme settings
+        assert explorer.set(k=k, weights=weights / weights.max(), view="reference")
+        data = explorer.plot_data
+        assert low <= data["estimates"].min() and data["estimates"].max() <= high
+        for name in ("variance", "bias_squared", "mse"):
+            assert explorer.readout[name] <= maxima[name] * (1 + 1e-12)
+    assert explorer._hist_ax.get_xlim() == (low, high)
+
+
+def test_explorer_from_synthetic_samples_without_a_reference():
+    rng = np.random.default_rng(2)
+    samples = rng.normal(size=(30, 5, 3))
+    draws = []
+
+    def draw(index):
+        draws.append(index)
+        return rng.normal(size=(30, 5, 3)) + index
+
+    explorer = widgets.MetaGradientExplorer.from_samples(
+        samples, meta_names=("a", "b", "c"), draw=draw
+    )
+    assert [value for _, value in explorer.view_dropdown.options] == [0, 1, 2]
+    assert explorer.set(k=5, mode="geometric", lam=0.5)
+    assert np.isnan(explorer.readout["bias"]) and np.isnan(explorer.readout["mse"])
+    assert np.isfinite(explorer.readout["snr"])
+    assert explorer.plot_data["true"] is None
+    assert "n/a" in explorer.readout_html.value
+    assert explorer.new_samples() and draws == [1]
+    np.testing.assert_allclose(explorer.plot_data["mean"], explorer.readout["mean"][0], rtol=1e-12)
+    assert explorer.new_samples() and draws == [1, 2]
+
+    fixed = widgets.MetaGradientExplorer.from_samples(samples)
+    assert fixed.new_samples_button.disabled
+    assert fixed.new_samples() is False and "fixed samples" in fixed.message
+
+
+def test_a_failing_draw_keeps_the_old_samples_and_says_why():
+    samples = np.random.default_rng(3).normal(size=(20, 3, 2))
+
+    def draw(index):
+        return np.full((20, 3, 2), np.nan)
+
+    explorer = widgets.MetaGradientExplorer.from_samples(samples, draw=draw)
+    readout = copy.deepcopy(explorer.readout)
+    assert explorer.new_samples() is False
+    assert "finite" in explorer.message
+    np.testing.assert_array_equal(explorer.samples, samples)
+    np.testing.assert_array_equal(explorer.readout["mean"], readout["mean"])
+    assert not explorer.new_samples_button.disabled
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(k_max=0), "k_max must be an integer >= 1, got 0"),
+        (dict(n_seeds=1), "n_seeds must be an integer >= 2, got 1"),
+    ],
+)
+def test_constructor_checks_its_arguments_before_sampling(kwargs, words):
+    problem = metagrad.make_problem("bandit")
+    with pytest.raises(ValueError, match=words):
+        widgets.MetaGradientExplorer(problem, **kwargs)
+
+
+def test_from_samples_checks_shapes():
+    with pytest.raises(ValueError, match="samples must have shape"):
+        widgets.MetaGradientExplorer.from_samples(np.zeros((1, 3, 2)))
+    with pytest.raises(ValueError, match="reference must have shape"):
+        widgets.MetaGradientExplorer.from_samples(np.ones((5, 3, 2)), reference=np.ones((2, 2)))
+
+
+def test_weight_matrix_rows_are_the_weights_of_each_horizon():
+    free = [0.0, 0.0, 2.0, 1.0]
+    matrix = widgets.weight_matrix("free", 0.5, free, 4)
+    assert np.isnan(matrix[:2]).all()  # w1..wK all zero for K = 1, 2
+    np.testing.assert_allclose(matrix[2], [0, 0, 1, 0])
+    np.testing.assert_allclose(matrix[3], [0, 0, 2 / 3, 1 / 3])
+    for k in range(1, 5):
+        np.testing.assert_allclose(
+            widgets.weight_matrix("lambda-return", 0.3, free, 4)[k - 1, :k],
+            hand_weights("lambda-return", k, 0.3),
+        )
+
+
+def test_headless_view_is_a_png_image_widget(explorer):
+    assert isinstance(explorer._canvas.view, ipywidgets.Image)
+    before = bytes(explorer._canvas.view.value)
+    assert before.startswith(b"\x89PNG")
+    assert explorer.set(k=1, mode="k-step")
+    assert bytes(explorer._canvas.view.value) != before
+    assert "application/vnd.jupyter.widget-view+json" in explorer._repr_mimebundle_()
+    assert "metagrad-readout" in explorer.readout_html._dom_classes
+
+
+def test_ipympl_view_is_the_figure_canvas_made_under_ioff():
+    backend = plt.get_backend()
+    plt.switch_backend("module://ipympl.backend_nbagg")
+    try:
+        interactive = plt.isinteractive()
+        explorer = widgets.MetaGradientExplorer.from_samples(
+            np.random.default_rng(4).normal(size=(20, 3, 2)), reference=np.ones((3, 2))
+        )
+        assert isinstance(explorer.figure.canvas, ipywidgets.DOMWidget)
+        assert explorer._canvas.view is explorer.figure.canvas
+        assert plt.isinteractive() == interactive
+        assert explorer.set(k=2, mode="geometric", lam=0.2)
+        np.testing.assert_allclose(explorer.readout["weights"], [1 / 1.2, 0.2 / 1.2])
+        assert explorer.set(view=1)
+        assert explorer.message == ""
+    finally:
+        plt.switch_backend(backend)
