@@ -31,7 +31,7 @@ import os
 import sysconfig
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +57,14 @@ _PRINT_OPTIONS = dict(
 # --------------------------------------------------------------------------------------------
 # The generic core
 # --------------------------------------------------------------------------------------------
+
+
+class ExerciseFailed(AssertionError):
+    """A check failed. Jupyter shows only its sentence: the traceback is all course internals."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this hook instead of formatting the traceback.
+        return [f"{type(self).__name__}: {self}"]
 
 
 def compare_functions(
@@ -95,7 +103,8 @@ def compare_functions(
         system, so that every call of a check sees new inputs.
 
     Raises:
-      AssertionError: one sentence naming the failing input, expected and returned values, hint.
+      ExerciseFailed: (an AssertionError) one sentence naming the failing input, the expected
+        and the returned values, and the hint.
       ValueError: bad arguments (before any call).
     """
     __tracebackhide__ = True  # pytest and IPython hide this frame: learners see the message only
@@ -108,9 +117,15 @@ def compare_functions(
     for inputs in cases:
         problem = _check_one(learner_fn, reference_fn, inputs, exercise, rtol, atol, output_name)
         if problem is not None:
-            raise AssertionError(f"{problem}; hint: {hint}") from None
+            message = f"{problem.sentence}; hint: {hint}" if problem.add_hint else problem.sentence
+            raise ExerciseFailed(message) from None
     if announce:
         print(f"Exercise {exercise} passed")
+
+
+class _Problem(NamedTuple):
+    sentence: str  # the failure message, less its hint
+    add_hint: bool = True
 
 
 def _check_one(
@@ -121,9 +136,8 @@ def _check_one(
     rtol: float,
     atol: float,
     output_name: str,
-) -> str | None:
-    """The failure sentence for one input, less its hint, or None when the answers agree."""
-    __tracebackhide__ = True
+) -> _Problem | None:
+    """What went wrong on one input, or None when the answers agree."""
     args = [_as_jax(value) for value in inputs.values()]
     where = f"Exercise {exercise}: for {_describe_inputs(inputs)},"
     expected = np.asarray(reference_fn(*args))
@@ -131,24 +145,25 @@ def _check_one(
         got = learner_fn(*args)
     except NotImplementedError as error:
         unfinished = _unfinished_exercise(exercise, learner_fn, error)
-        if unfinished is not None:  # the hint would only distract: this message goes out alone
-            raise AssertionError(unfinished) from None
-        return f"{where} your function raised {_describe_error(error)}"
+        if unfinished is not None:  # the hint would only distract: this sentence goes out alone
+            return _Problem(unfinished, add_hint=False)
+        return _Problem(f"{where} your function raised {_describe_error(error)}")
     except Exception as error:  # noqa: BLE001 - any learner error becomes a plain message
-        return f"{where} your function raised {_describe_error(error)}"
+        return _Problem(f"{where} your function raised {_describe_error(error)}")
     if got is None:
-        return f"{where} your function returned None (is a `return` missing?)"
+        return _Problem(f"{where} your function returned None (is a `return` missing?)")
     try:
         got = np.asarray(got, dtype=np.float64)
     except (TypeError, ValueError):
-        return f"{where} your function returned {type(got).__name__} {got!r:.80}, not an array"
+        kind = type(got).__name__
+        return _Problem(f"{where} your function returned {kind} {got!r:.80}, not an array")
     if got.shape != expected.shape:
-        return (
+        return _Problem(
             f"{where} the expected {output_name} has shape {_describe_shape(expected.shape)} "
             f"but your function returned shape {_describe_shape(got.shape)}"
         )
     if not np.allclose(got, expected, rtol=rtol, atol=atol):
-        return (
+        return _Problem(
             f"{where} the expected {output_name} is {_format(expected)} "
             f"but your function returned {_format(got)}"
         )

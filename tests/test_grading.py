@@ -282,6 +282,8 @@ def test_unstarted_exercise_says_what_to_do(exercise):
         "replace `raise NotImplementedError()` with your code."
     )
     assert info.value.__suppress_context__ and info.value.__cause__ is None
+    # In Jupyter the failure shows as its sentence alone, without grading's frames.
+    assert info.value._render_traceback_() == [f"ExerciseFailed: {info.value}"]
 
 
 def test_exercise_calling_an_unfinished_one_names_it():
