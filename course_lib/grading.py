@@ -257,6 +257,20 @@ def _discounts(rng: np.random.Generator, length: int) -> np.ndarray:
     return (rng.random(length) > 0.25).astype(np.float32)
 
 
+def _rewards_and_gamma(rng: np.random.Generator) -> InputSampler:
+    """``{rewards [T], gamma}`` with T drawn once, so that one call of a check compiles once."""
+    length = int(rng.integers(2, 7))
+    return lambda rng: {"rewards": _numbers(rng, length), "gamma": _gamma(rng)}
+
+
+def _logits_and_actions(rng: np.random.Generator, length: int, n_actions: int) -> Inputs:
+    """``{logits [length, n_actions], actions [length]}``."""
+    return {
+        "logits": _numbers(rng, (length, n_actions)),
+        "actions": rng.integers(n_actions, size=length).astype(np.int32),
+    }
+
+
 def _f32(values: Sequence[float]) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
@@ -324,17 +338,11 @@ def check_discounted_sum(learner_fn: Callable[..., Any]) -> None:
     Returns: a scalar (shape ``()``).
     """
     __tracebackhide__ = True
-
     rng = np.random.default_rng()
-    length = int(rng.integers(2, 7))
-
-    def sample(rng):
-        return {"rewards": _numbers(rng, length), "gamma": _gamma(rng)}
-
     compare_functions(
         learner_fn,
         _reference_discounted_sum,
-        sample,
+        _rewards_and_gamma(rng),
         exercise="0.1",
         hint="the first reward is not discounted (γ⁰ = 1), the next one is multiplied by γ, "
         "and the function returns one number",
@@ -437,15 +445,10 @@ def check_reward_to_go(learner_fn: Callable[..., Any]) -> None:
     """
     __tracebackhide__ = True
     rng = np.random.default_rng()
-    length = int(rng.integers(2, 7))
-
-    def sample(rng):
-        return {"rewards": _numbers(rng, length), "gamma": _gamma(rng)}
-
     compare_functions(
         learner_fn,
         _reference_reward_to_go,
-        sample,
+        _rewards_and_gamma(rng),
         exercise="1.2",
         hint="G_t starts with r_t itself (undiscounted) and only adds later rewards: "
         "G_t = r_t + γ G_(t+1), with nothing after the last step",
@@ -479,8 +482,7 @@ def check_reinforce_loss(learner_fn: Callable[..., Any]) -> None:
 
     def sample(rng):
         return {
-            "logits": _numbers(rng, (batch, n_actions)),
-            "actions": rng.integers(n_actions, size=batch).astype(np.int32),
+            **_logits_and_actions(rng, batch, n_actions),
             "returns": _numbers(rng, batch),
             "baseline": _numbers(rng, batch),
         }
@@ -651,8 +653,7 @@ def check_actor_critic_loss(learner_fn: Callable[..., Any]) -> None:
 
     def sample(rng):
         return {
-            "logits": _numbers(rng, (length, n_actions)),
-            "actions": rng.integers(n_actions, size=length).astype(np.int32),
+            **_logits_and_actions(rng, length, n_actions),
             "values": _numbers(rng, length),
             "returns": _numbers(rng, length),
             "value_cost": float(rng.choice([0.25, 0.5, 1.0])),
