@@ -388,10 +388,10 @@ def test_weight_matrix_rows_are_the_weights_of_each_horizon():
         )
 
 
-def test_headless_view_is_a_png_image_widget(explorer):
+def test_headless_view_is_an_image_widget(explorer):
     assert isinstance(explorer._canvas.view, ipywidgets.Image)
     before = bytes(explorer._canvas.view.value)
-    assert before.startswith(b"\x89PNG")
+    assert before.startswith(b"\xff\xd8")  # JPEG
     assert explorer.set(k=1, mode="k-step")
     assert bytes(explorer._canvas.view.value) != before
     assert "application/vnd.jupyter.widget-view+json" in explorer._repr_mimebundle_()

@@ -1,0 +1,159 @@
+"""How fast the live explorer answers a slider move (SPEC.md §4: "well under 100 ms").
+
+    .venv/bin/python benchmarks/widgets.py [--k-max 8] [--n-seeds 256] [--moves 40]
+                                           [--backend both|agg|ipympl]
+
+Builds ``MetaGradientExplorer`` on the bandit (exact reference) and, per figure backend, moves each
+control through the widget itself (as a learner's drag does), timing from the value change to the
+finished redraw. Printed per control: the median latency, how many moves needed a full redraw
+(axes grew) instead of a blit, and XLA compilations during the moves (should be 0). Also the
+recombination alone (``widgets.recombine``: weights for every K, the mix, its statistics), a full
+redraw (the histogram's view changes) and a new sample set.
+
+Backends: "agg" is the headless path (a JPEG ``ipywidgets.Image``, as under pytest or the inline
+backend); "ipympl" is ``%matplotlib widget``. Without a browser, ipympl keeps a base64 copy of the
+figure for static export until a front end connects; the benchmark switches that off, as a
+connected JupyterLab does, so the figure costs what it costs in the lab: one PNG diff per move,
+encoded by ipympl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+
+from course_lib import metagrad, widgets
+from course_lib.device import describe
+
+BACKENDS = {"agg": "agg", "ipympl": "module://ipympl.backend_nbagg"}
+
+
+class Counter:
+    """Counts XLA compilations and full figure draws while active."""
+
+    def __init__(self, figure):
+        self.compilations = 0
+        self.full_draws = 0
+        figure.canvas.mpl_connect("draw_event", self._on_draw)
+        jax.monitoring.register_event_duration_secs_listener(self._on_event)
+
+    def _on_draw(self, _event):
+        self.full_draws += 1
+
+    def _on_event(self, event, _duration, **_kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.compilations += 1
+
+    def close(self):
+        jax.monitoring.unregister_event_duration_listener(self._on_event)
+
+
+def median_ms(times: list[float]) -> float:
+    return 1e3 * statistics.median(times)
+
+
+def time_moves(explorer, control, values) -> tuple[list[float], int, int]:
+    """Move ``control`` through ``values``; (seconds per move, full redraws, compilations)."""
+    counter = Counter(explorer.figure)
+    times = []
+    try:
+        for value in values:
+            start = time.perf_counter()
+            control.value = value
+            times.append(time.perf_counter() - start)
+            if explorer.message:
+                raise RuntimeError(f"the explorer rejected {value!r}: {explorer.message}")
+    finally:
+        counter.close()
+    return times, counter.full_draws, counter.compilations
+
+
+def controls(explorer, n_moves: int, rng: np.random.Generator):
+    """(name, control, values, setup) for each kind of slider move."""
+    k_max = explorer.k_max
+    ks = [1 + i % k_max for i in range(1, n_moves + 1)]
+    lams = [round(0.05 * (i % 21), 2) for i in range(1, n_moves + 1)]
+    yield "K", explorer.k_slider, ks, dict(mode="lambda-return", lam=0.5, k=k_max)
+    yield "ρ (λ-return)", explorer.lam_slider, lams, dict(mode="lambda-return", k=k_max)
+    yield "λ (geometric)", explorer.lam_slider, lams, dict(mode="geometric", k=k_max)
+    free = [round(float(v), 2) for v in rng.uniform(0.05, 1.0, n_moves)]
+    yield "free weight w1", explorer.weight_sliders[0], free, dict(weights=np.ones(k_max))
+    modes = [list(widgets.MODES)[i % len(widgets.MODES)] for i in range(1, n_moves + 1)]
+    yield "estimator", explorer.mode_dropdown, modes, dict(weights=np.ones(k_max), mode="k-step")
+
+
+def bench_backend(backend: str, problem, args, rng) -> None:
+    plt.switch_backend(BACKENDS[backend])
+    start = time.perf_counter()
+    explorer = widgets.MetaGradientExplorer(problem, k_max=args.k_max, n_seeds=args.n_seeds)
+    build = time.perf_counter() - start
+    if backend == "ipympl":
+        explorer.figure.canvas.syncing_data_url = False  # as once JupyterLab has connected
+    print(
+        f"\n[{backend}] figure {explorer.figure.canvas.get_width_height()} px; "
+        f"explorer built in {build:.1f} s (compiles the sampler and the exact references)"
+    )
+    print(f"  {'control':<16} {'median ms':>10} {'max ms':>8} {'full redraws':>13} {'compiles':>9}")
+    for name, control, values, setup in controls(explorer, args.moves, rng):
+        explorer.set(**setup)
+        times, full, compiles = time_moves(explorer, control, values)
+        print(
+            f"  {name:<16} {median_ms(times):>10.1f} {1e3 * max(times):>8.1f} "
+            f"{full:>7}/{len(times):<5} {compiles:>9}"
+        )
+    views = [value for _, value in explorer.view_dropdown.options]
+    times, _, compiles = time_moves(
+        explorer, explorer.view_dropdown, [views[i % len(views)] for i in range(1, 8)]
+    )
+    print(
+        f"  {'histogram view':<16} {median_ms(times):>10.1f} {1e3 * max(times):>8.1f} "
+        f"{'(always full)':>13} {compiles:>9}"
+    )
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        if not explorer.new_samples():
+            raise RuntimeError(explorer.message)
+        times.append(time.perf_counter() - start)
+    print(f"  new sample set ({args.n_seeds} seeds, compiled): median {median_ms(times):.0f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--k-max", type=int, default=8)
+    parser.add_argument("--n-seeds", type=int, default=256)
+    parser.add_argument("--moves", type=int, default=40)
+    parser.add_argument("--backend", choices=["both", *BACKENDS], default="both")
+    args = parser.parse_args()
+    print(f"device: {describe()}")
+    problem = metagrad.make_problem("bandit")
+    rng = np.random.default_rng(0)
+
+    samples = np.asarray(
+        metagrad.sample_meta_gradients(
+            problem, problem.eta0, jax.random.key(0), args.k_max, args.n_seeds
+        )
+    )
+    reference = rng.normal(size=samples.shape[1:])
+    for mode in widgets.MODES:
+        times = []
+        for i in range(args.moves):
+            start = time.perf_counter()
+            widgets.recombine(samples, mode, 0.05 * (i % 21), np.ones(args.k_max), reference)
+            times.append(time.perf_counter() - start)
+        print(
+            f"recombination only ({args.n_seeds} seeds x k_max={args.k_max}, every K at once), "
+            f"{mode}: median {median_ms(times):.2f} ms"
+        )
+
+    for backend in BACKENDS if args.backend == "both" else [args.backend]:
+        bench_backend(backend, problem, args, rng)
+
+
+if __name__ == "__main__":
+    main()
