@@ -134,8 +134,18 @@ def _write_lab_settings(settings_dir: Path) -> None:
         path.write_text(json.dumps(values))
 
 
-@pytest.fixture(scope="session")
-def lab_server(tmp_path_factory, request) -> LabServer:
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """Chromium's path; skips the browser tests (one line, with the fix) where a tool is missing."""
+    pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+    executable = chromium_path()
+    if executable is None:
+        pytest.skip("Chromium not found (run .ci/install-system-deps, or set CHROMIUM=/path/to/chromium)")
+    return executable
+
+
+@pytest.fixture(scope="module")
+def lab_server(chromium, tmp_path_factory, request) -> LabServer:
     """JupyterLab on 127.0.0.1 (free port, random token) serving a temporary copy of the course."""
     if _kernel_spec() is None:
         pytest.skip(f"Jupyter kernel {KERNEL_NAME!r} not registered (run `make lab` or `make test` once)")
@@ -180,16 +190,14 @@ def lab_server(tmp_path_factory, request) -> LabServer:
     return server
 
 
-@pytest.fixture(scope="session")
-def browser(request):
-    """Headless Chromium (Debian's build) through Playwright; closed at the end of the session."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
-    executable = chromium_path()
-    if executable is None:
-        pytest.skip("Chromium not found (run .ci/install-system-deps, or set CHROMIUM=/path/to/chromium)")
-    playwright = sync_api.sync_playwright().start()
+@pytest.fixture(scope="module")
+def browser(chromium, request):
+    """Headless Chromium driven by Playwright, closed when the module's tests are done."""
+    from playwright.sync_api import sync_playwright
+
+    playwright = sync_playwright().start()
     request.addfinalizer(playwright.stop)
-    browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+    browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
     request.addfinalizer(browser.close)
     return browser
 
