@@ -252,9 +252,20 @@ class _BlitFigure:
         for artist in self._animated:
             self.figure.draw_artist(artist)
 
+    def _view_is_open(self) -> bool:
+        """Whether ipympl's canvas may send frames. Until its view in the browser reports
+        "initialized", ipympl (0.10) stores each frame as a data URL without its "data:" prefix,
+        which leaves the view blank when it opens; it asks for a full frame when it does open."""
+        return not getattr(self.figure.canvas, "syncing_data_url", False)
+
     def full_draw(self):
-        self.figure.canvas.draw()
-        self._publish()
+        if self.image is not None:
+            self.figure.canvas.draw()
+            self._encode()
+        elif self._view_is_open():
+            self.figure.canvas.draw()  # ipympl renders and sends the frame
+        else:
+            FigureCanvasAgg.draw(self.figure.canvas)  # render only (fires draw_event), send nothing
 
     def update(self):
         if self._background is None:
@@ -262,12 +273,12 @@ class _BlitFigure:
             return
         self.figure.canvas.restore_region(self._background)
         self._draw_animated()
-        self._publish()
+        if self.image is not None:
+            self._encode()
+        elif self._view_is_open():
+            self.figure.canvas.blit(self.figure.bbox)  # ipympl sends the changed pixels
 
-    def _publish(self):
-        if self.image is None:
-            self.figure.canvas.blit(self.figure.bbox)
-            return
+    def _encode(self):
         canvas = self.figure.canvas
         picture = Image.frombuffer(
             "RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1
@@ -424,7 +435,7 @@ class MetaGradientExplorer:
         self.progress_label = widgets.Label(f"{self.n_seeds} seeds of {title}")
         self.message_html = widgets.HTML()
         self.weights_html = widgets.HTML()
-        self.readout_html = widgets.HTML(layout=widgets.Layout(min_width="280px"))
+        self.readout_html = widgets.HTML()
         self.readout_html.add_class("metagrad-readout")
         self.free_box = widgets.HBox(
             [widgets.Label("free weights, normalised over w1..wK:"), *self.weight_sliders]
@@ -555,8 +566,10 @@ class MetaGradientExplorer:
                 self.message_html,
             ]
         )
-        numbers = widgets.VBox([self.weights_html, self.readout_html])
-        self.widget = widgets.VBox([controls, widgets.HBox([self._canvas.view, numbers])])
+        # One column, narrower than a notebook: controls, the numbers, then the figure.
+        self.widget = widgets.VBox(
+            [controls, self.weights_html, self.readout_html, self._canvas.view]
+        )
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
@@ -855,27 +868,28 @@ class MetaGradientExplorer:
 
     def _write_readout(self):
         r = self.readout
-        self.weights_html.value = "<b>normalised weights</b> w1..w{}: {}".format(
-            r["k"], " · ".join(f"{w:.2f}" for w in r["weights"])
+        self.weights_html.value = "<b>{}</b> at K = {}; normalised weights w1..w{}: {}".format(
+            html.escape(_setting(r["mode"], r["lam"])),
+            r["k"],
+            r["k"],
+            " · ".join(f"{w:.2f}" for w in r["weights"]),
         )
-        rows = [
-            ("estimator", _setting(r["mode"], r["lam"])),
-            ("K", r["k"]),
-            ("mean E g", _format(r["mean"])),
+        columns = [
             ("variance", _format(r["variance"])),
+            ("K-step variance", _format(r["k_step_variance"])),
+            ("ratio mix / K-step", _format(r["variance_ratio"])),
             ("bias ‖E g − g*_K‖", _format(r["bias"])),
-            ("cosine(E g, g*_K)", "n/a" if np.isnan(r["cosine"]) else f"{r['cosine']:.4f}"),
+            ("cos(E g, g*_K)", "n/a" if np.isnan(r["cosine"]) else f"{r['cosine']:.4f}"),
             ("MSE", _format(r["mse"])),
             ("SNR", _format(r["snr"])),
-            ("K-step variance", _format(r["k_step_variance"])),
-            ("variance ratio mix / K-step", _format(r["variance_ratio"])),
+            ("mean E g", _format(r["mean"])),
         ]
-        body = "".join(
-            f"<tr><td>{html.escape(name)}</td><td style='text-align:right'>"
-            f"{html.escape(str(value))}</td></tr>"
-            for name, value in rows
+        cell = "padding:0 10px 0 0;text-align:left"
+        names = "".join(f"<th style='{cell}'>{html.escape(name)}</th>" for name, _ in columns)
+        values = "".join(f"<td style='{cell}'>{html.escape(value)}</td>" for _, value in columns)
+        self.readout_html.value = (
+            f"<table style='font-family:monospace'><tr>{names}</tr><tr>{values}</tr></table>"
         )
-        self.readout_html.value = f"<table style='font-family:monospace'>{body}</table>"
 
 
 def _exact_reference(problem, eta, k_max: int):
