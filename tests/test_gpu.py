@@ -29,7 +29,7 @@ def cpu_and_gpu():
 
 
 def meta_gradients_on(device, problem, k_max: int, mode: str) -> np.ndarray:
-    """``k_step_meta_gradients`` at ``problem.eta0`` and key 0, computed on ``device``. [k_max, n_eta]."""
+    """``k_step_meta_gradients`` at ``problem.eta0``, key 0, run on ``device``. [k_max, n_eta]."""
     with jax.default_device(device):
         eta = jax.device_put(problem.eta0, device)
         key = jax.device_put(jax.random.key(0), device)

@@ -1,7 +1,7 @@
 """Real-browser fixtures: JupyterLab on a temporary copy of the course, driven by headless Chromium.
 
 The server runs the course's own Python (``sys.executable -m jupyterlab``), so the kernel
-"metagrad-course" registered in the venv with ``ipykernel install --sys-prefix`` is the one it finds.
+"metagrad-course" registered in the venv (``ipykernel install --sys-prefix``) is the one it finds.
 Everything it writes (notebooks, checkpoints, settings, workspaces, connection files) goes to a
 pytest temporary directory: a learner's notebooks and Jupyter settings are never touched.
 The browser is Debian's Chromium (``apt-get install chromium``, see ``.ci/install-system-deps``)
@@ -62,7 +62,7 @@ def _free_port() -> int:
 
 
 def _kernel_spec():
-    """The course kernel's spec as this Python's Jupyter sees it, or None if it is not registered."""
+    """The course kernel's spec as this Python's Jupyter sees it, or None if not registered."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
@@ -101,13 +101,17 @@ class LabServer:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with code {self.process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"JupyterLab exited with code {self.process.returncode}:\n{self.log_tail()}"
+                )
             try:
                 json.loads(self.api("status"))
                 return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.25)
-        raise RuntimeError(f"JupyterLab did not answer within {SERVER_START_TIMEOUT_S} s:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"JupyterLab did not answer within {SERVER_START_TIMEOUT_S} s:\n{self.log_tail()}"
+        )
 
     def stop(self) -> None:
         """Ask the server to shut down its kernels and exit; escalate to signals if it does not."""
@@ -137,10 +141,14 @@ def _write_lab_settings(settings_dir: Path) -> None:
 @pytest.fixture(scope="module")
 def chromium() -> str:
     """Chromium's path; skips the browser tests (one line, with the fix) where a tool is missing."""
-    pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+    pytest.importorskip(
+        "playwright.sync_api", reason="playwright not installed (pip install playwright)"
+    )
     executable = chromium_path()
     if executable is None:
-        pytest.skip("Chromium not found (run .ci/install-system-deps, or set CHROMIUM=/path/to/chromium)")
+        pytest.skip(
+            "Chromium not found (run .ci/install-system-deps, or set CHROMIUM=/path/to/chromium)"
+        )
     return executable
 
 
@@ -148,14 +156,21 @@ def chromium() -> str:
 def lab_server(chromium, tmp_path_factory, request) -> LabServer:
     """JupyterLab on 127.0.0.1 (free port, random token) serving a temporary copy of the course."""
     if _kernel_spec() is None:
-        pytest.skip(f"Jupyter kernel {KERNEL_NAME!r} not registered (run `make lab` or `make test` once)")
+        pytest.skip(
+            f"Jupyter kernel {KERNEL_NAME!r} not registered (run `make lab` or `make test` once)"
+        )
     base = tmp_path_factory.mktemp("lab")
     root = base / "course"
     root.mkdir()
     for name in COURSE_DIRS:
         if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    private = {name: base / name for name in ("config", "data", "runtime", "settings", "workspaces", "ipython")}
+            shutil.copytree(
+                REPO / name, root / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints")
+            )
+    private = {
+        name: base / name
+        for name in ("config", "data", "runtime", "settings", "workspaces", "ipython")
+    }
     for path in private.values():
         path.mkdir()
     _write_lab_settings(private["settings"])
@@ -180,9 +195,14 @@ def lab_server(chromium, tmp_path_factory, request) -> LabServer:
     ]  # fmt: skip
     log = base / "jupyterlab.log"
     with log.open("wb") as log_file:
-        # Own process group: a Ctrl-C in the terminal reaches pytest, whose finalizer stops the server.
+        # Own process group: a Ctrl-C reaches pytest alone, whose finalizer then stops the server.
         process = subprocess.Popen(
-            command, cwd=root, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=root,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = LabServer(root, port, token, process, log)
     request.addfinalizer(server.stop)
@@ -197,7 +217,9 @@ def browser(chromium, request):
 
     playwright = sync_playwright().start()
     request.addfinalizer(playwright.stop)
-    browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+    browser = playwright.chromium.launch(
+        executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+    )
     request.addfinalizer(browser.close)
     return browser
 
@@ -210,11 +232,17 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def page(browser, request, tmp_path):
-    """A fresh browser page; on failure its screenshot and console log are saved under ``tmp_path``."""
+def console() -> list[str]:
+    """The page's console messages and uncaught errors, as "type: text" lines."""
+    return []
+
+
+@pytest.fixture
+def page(browser, lab_server, console, request, tmp_path):
+    """A fresh browser page; on failure its screenshot, its console and the server's log are
+    saved under ``tmp_path``."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    console: list[str] = []
     page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
     yield page
@@ -223,6 +251,7 @@ def page(browser, request, tmp_path):
         if report is not None and report.failed:
             page.screenshot(path=tmp_path / "failure.png", full_page=True)
             (tmp_path / "console.log").write_text("\n".join(console))
-            print(f"failure screenshot and browser console: {tmp_path}")
+            (tmp_path / "jupyterlab.log").write_text(lab_server.log_tail(20_000))
+            print(f"failure screenshot, browser console and server log: {tmp_path}")
     finally:
         context.close()

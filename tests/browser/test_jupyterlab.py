@@ -45,7 +45,10 @@ PLOT = ".jupyter-matplotlib-figure, .widget-image"
 # The same selectors as the real explorer on a widget that does almost nothing: it checks the
 # harness and gives the baseline round trip (slider -> kernel -> readout) to judge the explorer by.
 TRIVIAL_EXPLORER = [
-    "%matplotlib widget\nimport ipywidgets as widgets\nimport matplotlib.pyplot as plt\nimport numpy as np",
+    "%matplotlib widget\n"
+    "import ipywidgets as widgets\n"
+    "import matplotlib.pyplot as plt\n"
+    "import numpy as np",
     """\
 with plt.ioff():
     fig, ax = plt.subplots(figsize=(4, 3))
@@ -105,9 +108,13 @@ const fingerprints = (root) => [...root.querySelectorAll(PLOT)].map((plot) => {
 WATCH_NEXT_MOVE = f"""(cell) => {{
     {FINGERPRINTS_JS}
     const readout = cell.querySelector({READOUT!r});
-    const move = {{text: readout.textContent, plots: fingerprints(cell).join(), key: null, readout: null, plot: null}};
+    const move = {{
+        text: readout.textContent, plots: fingerprints(cell).join(),
+        key: null, readout: null, plot: null,
+    }};
     window.__move = move;
-    document.addEventListener('keydown', () => {{ move.key = performance.now(); }}, {{capture: true, once: true}});
+    const pressed = () => {{ move.key = performance.now(); }};
+    document.addEventListener('keydown', pressed, {{capture: true, once: true}});
     new MutationObserver((_, observer) => {{
         if (move.key !== null && readout.textContent !== move.text) {{
             move.readout = performance.now();
@@ -143,7 +150,7 @@ def _write_notebook(lab_server, name: str, sources: list[str]) -> str:
 
 
 def _explorer_notebook(lab_server) -> str:
-    """Lesson 05's solution notebook where it exists, else a notebook showing the library explorer."""
+    """Lesson 05's solution notebook where it exists, else a notebook with the explorer alone."""
     lessons = sorted((lab_server.root / "solutions").glob("05_*.ipynb"))
     if lessons:
         return lessons[0].relative_to(lab_server.root).as_posix()
@@ -173,18 +180,26 @@ def _open_and_run_all(page, lab_server, path: str) -> None:
         )
     except PlaywrightTimeout:
         prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
-        raise AssertionError(f"{path}: not every cell ran (an error stops Run All): {prompts}") from None
+        raise AssertionError(
+            f"{path}: not every cell ran (an error stops Run All): {prompts}"
+        ) from None
 
 
 def _slider(page, scope, label: re.Pattern):
     """The ipywidgets slider(s) under ``scope`` whose description matches ``label``."""
-    return scope.locator(".widget-slider").filter(has=page.locator("label.widget-label", has_text=label))
+    return scope.locator(".widget-slider").filter(
+        has=page.locator("label.widget-label", has_text=label)
+    )
 
 
 def _explorer_cell(page):
     """The first code cell whose output holds a K slider, a mixing slider, a readout and a plot."""
     cells = page.locator(".jp-CodeCell")
-    cell = cells.filter(has=_slider(page, page, K_LABEL)).filter(has=_slider(page, page, MIX_LABEL)).first
+    cell = (
+        cells.filter(has=_slider(page, page, K_LABEL))
+        .filter(has=_slider(page, page, MIX_LABEL))
+        .first
+    )
     cell.locator(READOUT).wait_for(timeout=UPDATE_TIMEOUT_MS)
     cell.locator(PLOT).first.wait_for(timeout=UPDATE_TIMEOUT_MS)
     return cell
@@ -201,10 +216,12 @@ def _assert_each_figure_shown_once(page) -> int:
 
 
 def _move(page, cell, slider) -> tuple[float, float]:
-    """Press an arrow key on ``slider``'s handle; return the ms until the readout and the plot change."""
+    """Press an arrow key on ``slider``'s handle; return the ms until readout and plot change."""
     handle = slider.locator(".noUi-handle")
     # aria-valuenow is rounded to one decimal: enough to tell the end of the range, not one step.
-    at_max = float(handle.get_attribute("aria-valuenow")) >= float(handle.get_attribute("aria-valuemax"))
+    at_max = float(handle.get_attribute("aria-valuenow")) >= float(
+        handle.get_attribute("aria-valuemax")
+    )
     value = slider.locator(".widget-readout")
     before = value.text_content()
     cell.evaluate(WATCH_NEXT_MOVE)
@@ -220,20 +237,30 @@ def _move(page, cell, slider) -> tuple[float, float]:
     except PlaywrightTimeout:
         move = page.evaluate("() => { window.__move.gaveUp = true; return window.__move; }")
         unchanged = [name for name in ("readout", "plot") if move[name] is None]
-        raise AssertionError(f"slider {before} -> {after}: the {' and '.join(unchanged)} did not change") from None
+        raise AssertionError(
+            f"slider {before} -> {after}: the {' and '.join(unchanged)} did not change"
+        ) from None
     move = page.evaluate("window.__move")
     return move["readout"] - move["key"], move["plot"] - move["key"]
 
 
+def _assert_no_browser_errors(console: list[str]) -> None:
+    """A widget whose view fails to build (ipywidgets logs "Error setting state: ...") can leave a
+    blank plot that no kernel-side check sees."""
+    errors = [line for line in console if line.startswith(("error:", "pageerror:"))]
+    assert not errors, f"errors in the browser console: {errors}"
+
+
 def _exercise_explorer(page, cell, name: str, report) -> None:
-    """Move K and the mixing slider KEY_PRESSES times each; every press must change readout and plot."""
+    """Move K and the mixing slider KEY_PRESSES times each: every press must change both views."""
     for label, pattern in (("K", K_LABEL), ("mixing", MIX_LABEL)):
         slider = _slider(page, cell, pattern).first
-        readout_ms, plot_ms = zip(*(_move(page, cell, slider) for _ in range(KEY_PRESSES)))
+        moves = [_move(page, cell, slider) for _ in range(KEY_PRESSES)]
+        readout_ms, plot_ms = ([round(move[i]) for move in moves] for i in (0, 1))
         report(
             f"{name}: {label} slider, key press -> readout {statistics.median(readout_ms):.0f} ms, "
-            f"-> plot {statistics.median(plot_ms):.0f} ms (median of {KEY_PRESSES}; readout "
-            f"{', '.join(f'{t:.0f}' for t in readout_ms)}; plot {', '.join(f'{t:.0f}' for t in plot_ms)})"
+            f"-> plot {statistics.median(plot_ms):.0f} ms (median of {KEY_PRESSES}; "
+            f"readout {readout_ms}, plot {plot_ms})"
         )
 
 
@@ -248,7 +275,7 @@ def report(capsys):
     return emit
 
 
-def test_trivial_widget_round_trip(lab_server, page, tmp_path, report):
+def test_trivial_widget_round_trip(lab_server, page, console, tmp_path, report):
     path = _write_notebook(lab_server, "trivial_explorer.ipynb", TRIVIAL_EXPLORER)
     start = time.monotonic()
     _open_and_run_all(page, lab_server, path)
@@ -257,30 +284,38 @@ def test_trivial_widget_round_trip(lab_server, page, tmp_path, report):
     assert _assert_each_figure_shown_once(page) == 1
     _exercise_explorer(page, cell, "trivial widget", report)
     page.screenshot(path=tmp_path / "trivial_explorer.png")
+    _assert_no_browser_errors(console)
 
 
 def test_double_display_is_caught(lab_server, page):
     """The once-only check can fail: under ipympl a figure made outside ``plt.ioff()`` and also put
     in a box is shown twice."""
-    sources = [TRIVIAL_EXPLORER[0], TRIVIAL_EXPLORER[1].replace("with plt.ioff():\n    fig, ax", "fig, ax")]
-    _open_and_run_all(page, lab_server, _write_notebook(lab_server, "double_display.ipynb", sources))
+    sources = [
+        TRIVIAL_EXPLORER[0],
+        TRIVIAL_EXPLORER[1].replace("with plt.ioff():\n    fig, ax", "fig, ax"),
+    ]
+    _open_and_run_all(
+        page, lab_server, _write_notebook(lab_server, "double_display.ipynb", sources)
+    )
     _explorer_cell(page)
     page.locator(PLOT).nth(1).wait_for(timeout=UPDATE_TIMEOUT_MS)
     with pytest.raises(AssertionError, match="more than once"):
         _assert_each_figure_shown_once(page)
 
 
-def test_explorer_answers_slider_moves(lab_server, page, tmp_path, report):
+def test_explorer_answers_slider_moves(lab_server, page, console, tmp_path, report):
     path = _explorer_notebook(lab_server)
     start = time.monotonic()
     _open_and_run_all(page, lab_server, path)
     report(f"{path}: opened and ran every cell in {time.monotonic() - start:.1f} s")
     cell = _explorer_cell(page)
+    _assert_no_browser_errors(console)
     report(f"{path}: {_assert_each_figure_shown_once(page)} plot(s) on the page, each shown once")
     cell.scroll_into_view_if_needed()
     page.screenshot(path=tmp_path / "explorer_before.png")
     _exercise_explorer(page, cell, path, report)
     _assert_each_figure_shown_once(page)
+    _assert_no_browser_errors(console)
     output = cell.locator(".jp-Cell-outputArea")
     output.screenshot(path=tmp_path / "explorer_after.png")
     if os.environ.get("SAVE_SCREENSHOT"):
