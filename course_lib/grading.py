@@ -26,6 +26,7 @@ JAX itself, so an exercise and the library always mean the same thing.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import sysconfig
@@ -37,8 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib import agents
-from course_lib.envs import cartpole
+from course_lib import agents, metagrad
+from course_lib.envs import bandit, cartpole
+from course_lib.stats import meta_gradient_stats
 
 Inputs = dict[str, Any]
 InputSampler = Callable[[np.random.Generator], Inputs]
@@ -706,4 +708,643 @@ __all__ = [
     "check_discounted_returns",
     "check_lambda_returns",
     "check_actor_critic_loss",
+]
+
+
+# ============================================================================================
+# Lessons 03–05: meta-gradients (one step, K steps, mixing)
+# ============================================================================================
+#
+# These checks also recognise the usual wrong answers: when a learner's function agrees with
+# one of them on the edge cases, the failure's hint names that mistake instead of the general
+# hint (``_compare_naming_mistakes``).
+
+
+def _agrees(
+    learner_fn: Callable[..., Any],
+    other_fn: Callable[..., Any],
+    cases: Sequence[Inputs],
+    rtol: float,
+    atol: float,
+) -> bool:
+    """True when ``learner_fn`` returns what ``other_fn`` returns on every one of ``cases``."""
+    try:
+        compare_functions(
+            learner_fn,
+            other_fn,
+            lambda rng: {},
+            exercise="",
+            hint="",
+            n_trials=0,
+            edge_cases=cases,
+            rtol=rtol,
+            atol=atol,
+            announce=False,
+        )
+    except AssertionError:
+        return False
+    return True
+
+
+def _compare_naming_mistakes(
+    learner_fn: Callable[..., Any],
+    reference_fn: Callable[..., Any],
+    input_sampler: InputSampler,
+    *,
+    exercise: str,
+    hint: str,
+    mistakes: Sequence[tuple[Callable[..., Any], str]],
+    edge_cases: Sequence[Inputs],
+    n_trials: int = 5,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+    output_name: str = "answer",
+    rng: np.random.Generator,
+) -> None:
+    """``compare_functions``; on failure, if the learner's function reproduces a known wrong
+    answer (``mistakes``: ``(wrong_fn, its hint)``) on every edge case, fail on the edge cases
+    again with that mistake's hint. Each wrong answer must differ from the reference on at least
+    one edge case."""
+    __tracebackhide__ = True
+    options = dict(
+        exercise=exercise, edge_cases=edge_cases, rtol=rtol, atol=atol, output_name=output_name
+    )
+    try:
+        compare_functions(
+            learner_fn,
+            reference_fn,
+            input_sampler,
+            hint=hint,
+            n_trials=n_trials,
+            rng=rng,
+            announce=False,
+            **options,
+        )
+    except AssertionError:
+        for wrong_fn, mistake_hint in mistakes:
+            if _agrees(learner_fn, wrong_fn, edge_cases, rtol, atol):
+                compare_functions(
+                    learner_fn,
+                    reference_fn,
+                    input_sampler,
+                    hint=mistake_hint,
+                    n_trials=0,
+                    **options,
+                )
+        raise
+    print(f"Exercise {exercise} passed")
+
+
+def _random_bandit(rng: np.random.Generator, n_arms: int, batch_size: int):
+    """The library's bandit with random arm probabilities, θ_0 and default hyper-parameters."""
+    return metagrad.make_problem(
+        "bandit",
+        p=tuple(float(x) for x in rng.integers(1, 10, size=n_arms) / 10),
+        batch_size=batch_size,
+        theta0=tuple(float(x) for x in _numbers(rng, n_arms)),
+        learning_rate=float(rng.choice([0.3, 0.5, 1.0])),
+        entropy_cost=float(rng.choice([0.1, 0.3, 0.5])),
+    )
+
+
+def _random_pulls(rng: np.random.Generator, n_arms: int, shape: tuple[int, ...]):
+    """Actions (int32) and rewards in {0, 1} (float32) of ``shape``, and an η [2] near 0."""
+    actions = rng.integers(n_arms, size=shape).astype(np.int32)
+    rewards = rng.integers(2, size=shape).astype(np.float32)
+    return actions, rewards, (rng.integers(-15, 6, size=2) / 10).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Lesson 03: single-step meta-gradients
+
+
+def _bandit_for(p, batch_size: int):
+    """The library's bandit with these arm probabilities and batch size (θ_0 and η unused here)."""
+    return metagrad.make_problem(
+        "bandit", p=tuple(float(x) for x in np.asarray(p)), batch_size=int(batch_size)
+    )
+
+
+def _reference_one_step_meta_gradient(theta, actions, rewards, eta, p):
+    """jax.grad of L_out(θ_1) through ``course_lib.problems``' bandit inner update."""
+    problem = _bandit_for(p, actions.shape[0])
+    batch = bandit.BanditBatch(actions, rewards)
+    return jax.grad(lambda e: problem.outer_loss(problem.inner_update(theta, batch, e), batch))(eta)
+
+
+def _one_step_at_theta0(theta, actions, rewards, eta, p):
+    """Wrong: the outer gradient taken at θ_0 instead of at the updated θ_1."""
+    problem = _bandit_for(p, actions.shape[0])
+    batch = bandit.BanditBatch(actions, rewards)
+    jacobian = jax.jacobian(problem.inner_update, argnums=2)(theta, batch, eta)  # [A, 2]
+    return jax.grad(problem.outer_loss)(theta, batch) @ jacobian
+
+
+def check_one_step_meta_gradient(learner_fn: Callable[..., Any]) -> None:
+    """Exercise 3.1: ``one_step_meta_gradient(theta, actions, rewards, eta, p) -> [2]``, by hand.
+
+    The bandit of ``metagrad.make_problem("bandit")``: one inner update on a batch of B pulls,
+    ``θ_1 = θ + α [ (1/B) Σ_b r_b ∇_θ log π_θ(a_b) + c ∇_θ H(π_θ) ]`` with ``α = exp(η_0)`` and
+    ``c = softplus(η_1)``, scored by the exact outer loss
+    ``L_out(θ_1) = −J(θ_1) = −Σ_a π_θ1(a) p_a``.
+    Returns ``g_1 = dL_out(θ_1)/dη = ∇_θ L_out(θ_1) · dθ_1/dη`` (the reference is ``jax.grad``).
+
+    Args (of the learner's function):
+      theta: ``[A]`` float32, the logits θ_0.
+      actions: ``[B]`` int32, the arms pulled; rewards: ``[B]`` float32 in {0, 1}.
+      eta: ``[2]`` float32, (log α, softplus⁻¹ c).
+      p: ``[A]`` float32, each arm's success probability.
+
+    Returns: ``[2]``, (∂L_out/∂η_0, ∂L_out/∂η_1).
+    """
+    __tracebackhide__ = True
+    rng = np.random.default_rng()
+    n_arms, batch_size = int(rng.integers(2, 5)), int(rng.integers(1, 5))
+
+    p = np.asarray(_random_bandit(rng, n_arms, batch_size).settings["p"], np.float32)
+
+    def sample(rng):
+        actions, rewards, eta = _random_pulls(rng, n_arms, (batch_size,))
+        return {
+            "theta": _numbers(rng, n_arms),
+            "actions": actions,
+            "rewards": rewards,
+            "eta": eta,
+            "p": p,
+        }
+
+    edge_cases = [
+        {
+            "theta": _f32([1.0, -1.0]),
+            "actions": np.asarray([0], np.int32),
+            "rewards": _f32([1.0]),
+            "eta": _f32([-1.0, -1.0]),
+            "p": _f32([0.3, 0.7]),
+        },
+        {
+            "theta": _f32([0.5, 0.0, -0.5]),
+            "actions": np.asarray([2, 0], np.int32),
+            "rewards": _f32([0.0, 1.0]),
+            "eta": _f32([0.0, 0.5]),
+            "p": _f32([0.2, 0.5, 0.8]),
+        },
+        {
+            "theta": _f32([0.0, 0.0]),
+            "actions": np.asarray([1], np.int32),
+            "rewards": _f32([1.0]),
+            "eta": _f32([-0.5, 0.0]),
+            "p": _f32([0.3, 0.7]),
+        },
+    ]
+    mistakes = [
+        (
+            lambda *args: -_reference_one_step_meta_gradient(*args),
+            "the sign is flipped: the outer loss is −J(θ_1), minus the expected reward",
+        ),
+        (
+            _one_step_at_theta0,
+            "take ∇_θ L_out at the updated logits θ_1, not at θ_0: the meta-gradient asks how the "
+            "loss *after* the update changes",
+        ),
+        (
+            lambda th, a, r, e, p: (
+                _reference_one_step_meta_gradient(th, a, r, e, p)
+                / jnp.stack([jnp.exp(e[0]), jax.nn.sigmoid(e[1])])
+            ),
+            "that is the derivative with respect to (α, c); η is (log α, softplus⁻¹ c), so "
+            "multiply by dα/dη_0 = α and dc/dη_1 = sigmoid(η_1)",
+        ),
+    ]
+    _compare_naming_mistakes(
+        learner_fn,
+        _reference_one_step_meta_gradient,
+        sample,
+        exercise="3.1",
+        hint="dθ_1/dη_0 = α·(policy-gradient term + c·∇H) = θ_1 − θ_0, "
+        "dθ_1/dη_1 = α·sigmoid(η_1)·∇H, and ∇_θ L_out(θ_1) = −π_θ1 ⊙ (p − J(θ_1)); "
+        "g_1 is their product",
+        mistakes=mistakes,
+        edge_cases=edge_cases,
+        output_name="meta-gradient",
+        rng=rng,
+    )
+
+
+class _TestFunction:
+    """A smooth function of η for the finite-difference check, shown by its formula."""
+
+    def __init__(self, cubic, linear, coupling):
+        self.cubic, self.linear, self.coupling = (jnp.asarray(x) for x in (cubic, linear, coupling))
+        self.text = (
+            f"f(η) = Σ {_format(cubic)}·η³ + Σ {_format(linear)}·η + sin({_format(coupling)}·η)"
+        )
+
+    def __call__(self, eta):
+        return (
+            jnp.sum(self.cubic * eta**3)
+            + jnp.sum(self.linear * eta)
+            + jnp.sin(jnp.dot(self.coupling, eta))
+        )
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _reference_central_differences(f, eta, eps):
+    steps = eps * jnp.eye(eta.shape[0], dtype=eta.dtype)
+    return jnp.stack([(f(eta + step) - f(eta - step)) / (2 * eps) for step in steps])
+
+
+def _forward_differences(f, eta, eps):
+    steps = eps * jnp.eye(eta.shape[0], dtype=eta.dtype)
+    return jnp.stack([(f(eta + step) - f(eta)) / eps for step in steps])
+
+
+def check_central_differences(learner_fn: Callable[..., Any]) -> None:
+    """Exercise 3.2: ``central_differences(f, eta, eps) -> [n]``, a finite-difference gradient.
+
+    ``∂f/∂η_i ≈ (f(η + ε e_i) − f(η − ε e_i)) / (2ε)`` for each i, ``e_i`` the i-th unit vector:
+    error O(ε²), against O(ε) for the one-sided ``(f(η + ε e_i) − f(η)) / ε``.
+
+    Args (of the learner's function):
+      f: a scalar function of ``[n]`` float32 (written with ``jnp``).
+      eta: ``[n]`` float32, the point.
+      eps: Python float, the step ε.
+
+    Returns: ``[n]``.
+    """
+    __tracebackhide__ = True
+    rng = np.random.default_rng()
+    size = int(rng.integers(1, 5))
+
+    def sample(rng):
+        return {
+            "f": _TestFunction(*(_numbers(rng, size) for _ in range(3))),
+            "eta": _numbers(rng, size),
+            "eps": float(rng.choice([0.05, 0.1, 0.2])),
+        }
+
+    edge_cases = [
+        {
+            "f": _TestFunction(_f32([1.0, -0.5]), _f32([0.2, 0.3]), _f32([1.0, 1.0])),
+            "eta": _f32([0.5, -1.0]),
+            "eps": 0.1,
+        },
+        {"f": _TestFunction(_f32([2.0]), _f32([0.0]), _f32([0.0])), "eta": _f32([1.0]), "eps": 0.2},
+    ]
+    mistakes = [
+        (
+            _forward_differences,
+            "that is the one-sided difference (f(η + ε e_i) − f(η)) / ε; step both ways and divide "
+            "by 2ε",
+        ),
+        (
+            lambda f, eta, eps: 2 * _reference_central_differences(f, eta, eps),
+            "the two evaluations are 2ε apart: divide by 2ε, not ε",
+        ),
+        (
+            lambda f, eta, eps: jnp.full(eta.shape, (f(eta + eps) - f(eta - eps)) / (2 * eps)),
+            "move one component at a time (η ± ε e_i with e_i a unit vector), not all of them "
+            "at once",
+        ),
+    ]
+    _compare_naming_mistakes(
+        learner_fn,
+        _reference_central_differences,
+        sample,
+        exercise="3.2",
+        hint="for each i, (f(η + ε e_i) − f(η − ε e_i)) / (2ε) with e_i the i-th unit vector "
+        "(jnp.eye gives all of them)",
+        mistakes=mistakes,
+        edge_cases=edge_cases,
+        output_name="finite-difference gradient",
+        rng=rng,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Lesson 04: multi-step meta-gradients
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _reference_k_step_meta_gradient(problem, batches, outer_batch, eta):
+    """Reverse mode through ``lax.scan`` over the K given inner batches, data held fixed."""
+
+    def final_outer_loss(eta):
+        def step(state, batch):
+            return problem.inner_update(state, batch, eta), None
+
+        state, _ = jax.lax.scan(step, problem.init_state, batches)
+        return problem.outer_loss(state, outer_batch)
+
+    return jax.grad(final_outer_loss)(eta)
+
+
+def _k_step_theta_held_fixed(problem, batches, outer_batch, eta):
+    """Wrong: the carried state cut from η, so only the last update's ∂U/∂η survives."""
+
+    def final_outer_loss(eta):
+        def step(state, batch):
+            return problem.inner_update(jax.lax.stop_gradient(state), batch, eta), None
+
+        state, _ = jax.lax.scan(step, problem.init_state, batches)
+        return problem.outer_loss(state, outer_batch)
+
+    return jax.grad(final_outer_loss)(eta)
+
+
+def _k_step_without_hessian(problem, batches, outer_batch, eta):
+    """Wrong: dθ_K/dη ≈ Σ_k ∂U/∂η(θ_k) (Xu et al.'s trace with μ = 1), the (I − αH) factors gone.
+
+    Each step's value is U(θ_k); its derivative is ∂U/∂η(θ_k) plus the carried dθ_k/dη.
+    """
+
+    def final_outer_loss(eta):
+        def step(state, batch):
+            fixed = jax.lax.stop_gradient(state)
+            updated = problem.inner_update(fixed, batch, eta)
+            return jax.tree_util.tree_map(lambda u, s, f: u + (s - f), updated, state, fixed), None
+
+        state, _ = jax.lax.scan(step, problem.init_state, batches)
+        return problem.outer_loss(state, outer_batch)
+
+    return jax.grad(final_outer_loss)(eta)
+
+
+def _drop_batch(batches, index: int):
+    """The inner batches without the one at ``index`` (0: the first, -1: the last)."""
+    return jax.tree_util.tree_map(lambda x: jnp.delete(x, index, axis=0), batches)
+
+
+def _append_batch(batches, outer_batch):
+    return jax.tree_util.tree_map(lambda x, o: jnp.concatenate([x, o[None]]), batches, outer_batch)
+
+
+def check_k_step_meta_gradient(learner_fn: Callable[..., Any]) -> None:
+    """Exercise 4.1: ``k_step_meta_gradient(problem, batches, outer_batch, eta) -> [n_eta]``.
+
+    Unroll the K inner updates ``θ_k = problem.inner_update(θ_{k−1}, batches[k−1], η)`` from
+    ``θ_0 = problem.init_state`` with ``jax.lax.scan``, score ``problem.outer_loss(θ_K,
+    outer_batch)`` and differentiate it with respect to η through all K updates (reverse mode),
+    holding the batches fixed. K is the length of the batches' leading axis.
+
+    Args (of the learner's function):
+      problem: a ``metagrad.make_problem(...)`` problem (the check uses bandits).
+      batches: the K inner batches, a pytree with leading axis K (for the bandit a
+        ``BanditBatch`` of ``actions`` and ``rewards``, each ``[K, B]``; shown in messages as
+        [actions, rewards]).
+      outer_batch: the batch the outer loss is scored on (the bandit's exact outer loss ignores it).
+      eta: ``[n_eta]`` float32.
+
+    Returns: ``[n_eta]``, g_K.
+    """
+    __tracebackhide__ = True
+    rng = np.random.default_rng()
+
+    n_arms, batch_size, k = (
+        int(rng.integers(2, 4)),
+        int(rng.integers(1, 3)),
+        int(rng.integers(2, 6)),
+    )
+    problem = _random_bandit(rng, n_arms, batch_size)
+
+    def inputs(problem, actions, rewards, eta):
+        actions, rewards = jnp.asarray(actions, jnp.int32), jnp.asarray(rewards, jnp.float32)
+        return {
+            "problem": problem,
+            "batches": bandit.BanditBatch(actions, rewards),
+            "outer_batch": bandit.BanditBatch(actions[-1], rewards[-1]),
+            "eta": _f32(eta),
+        }
+
+    def sample(rng):
+        return inputs(problem, *_random_pulls(rng, n_arms, (k, batch_size)))
+
+    default = metagrad.make_problem("bandit")
+    edge_cases = [
+        inputs(default, [[1], [1], [0]], [[1.0], [1.0], [0.0]], [-0.5, -1.0]),
+        inputs(default, [[0], [1], [1], [0]], [[1.0], [0.0], [1.0], [1.0]], [0.0, -0.5]),
+    ]
+    mistakes = [
+        (
+            lambda *args: -_reference_k_step_meta_gradient(*args),
+            "the sign is flipped: return the gradient of the outer loss itself",
+        ),
+        (
+            _k_step_theta_held_fixed,
+            "only the last update depends on η in your answer: let θ_k keep its dependence on η "
+            "from one update to the next (no stop_gradient on the carried state), so that the "
+            "chain rule multiplies in each update's Jacobian I − α∇²L_in",
+        ),
+        (
+            _k_step_without_hessian,
+            "your answer adds up every update's ∂U/∂η but drops how each update passes earlier "
+            "changes on (the Hessian term I − α∇²L_in): differentiate through the whole scan",
+        ),
+        *(
+            (
+                lambda pr, b, o, e, index=index: _reference_k_step_meta_gradient(
+                    pr, _drop_batch(b, index), o, e
+                ),
+                "your answer makes K − 1 updates: scan over all K batches",
+            )
+            for index in (0, -1)
+        ),
+        (
+            lambda pr, b, o, e: _reference_k_step_meta_gradient(pr, _append_batch(b, o), o, e),
+            "your answer makes K + 1 updates: the outer batch only scores θ_K, it is not an "
+            "inner batch",
+        ),
+    ]
+    _compare_naming_mistakes(
+        learner_fn,
+        _reference_k_step_meta_gradient,
+        sample,
+        exercise="4.1",
+        hint="inside a function of η, lax.scan problem.inner_update(state, batch, eta) over the "
+        "batches from problem.init_state, return problem.outer_loss(θ_K, outer_batch), and "
+        "take jax.grad of that function",
+        mistakes=mistakes,
+        edge_cases=edge_cases,
+        output_name="meta-gradient",
+        n_trials=3,
+        rng=rng,
+    )
+
+
+def _reference_variance_and_snr(samples):
+    """[2, k_max]: ``stats.meta_gradient_stats``' variance and SNR."""
+    measured = meta_gradient_stats(samples)
+    return np.stack([measured.variance, measured.snr])
+
+
+def check_variance_and_snr(learner_fn: Callable[..., Any]) -> None:
+    """Exercise 4.2: ``variance_and_snr(samples) -> (variance [k_max], snr [k_max])``.
+
+    Over the seeds (axis 0) of ``samples [n_seeds, k_max, n_eta]``, for each k: the variance
+    ``tr Cov(g_k) = Σ_e 1/(N−1) Σ_i (g_k^(i)_e − ḡ_k,e)²`` (unbiased, summed over the
+    meta-parameters) and the signal-to-noise ratio ``‖ḡ_k‖² / tr Cov(g_k)``. The reference is
+    ``stats.meta_gradient_stats``.
+
+    Args (of the learner's function):
+      samples: ``[n_seeds, k_max, n_eta]`` float32, one row of estimates g_1..g_k_max per seed.
+
+    Returns: a pair ``(variance, snr)``, each ``[k_max]``.
+    """
+    __tracebackhide__ = True
+    rng = np.random.default_rng()
+    shape = (int(rng.integers(3, 9)), int(rng.integers(1, 5)), int(rng.integers(1, 4)))
+
+    def sample(rng):
+        return {"samples": _numbers(rng, shape)}
+
+    edge = _f32([[[1.0, 0.0], [2.0, 1.0]], [[3.0, 0.0], [0.0, 1.0]], [[2.0, 3.0], [1.0, 1.0]]])
+
+    def biased_variance(samples):  # divides by N
+        variance = np.sum(np.var(samples, axis=0), axis=-1)
+        return np.stack([variance, np.sum(np.mean(samples, axis=0) ** 2, axis=-1) / variance])
+
+    def mean_squared_norm_signal(samples):
+        variance = _reference_variance_and_snr(samples)[0]
+        return np.stack([variance, np.mean(np.sum(samples**2, axis=-1), axis=0) / variance])
+
+    mistakes = [
+        (
+            biased_variance,
+            "use the unbiased variance over seeds, dividing by N − 1 (np.var(..., ddof=1))",
+        ),
+        (
+            mean_squared_norm_signal,
+            "the signal is the squared norm of the mean, ‖mean over seeds‖², not the mean of the "
+            "squared norms",
+        ),
+    ]
+    _compare_naming_mistakes(
+        learner_fn,
+        lambda samples: _reference_variance_and_snr(np.asarray(samples)),
+        sample,
+        exercise="4.2",
+        hint="along axis 0 (the seeds): mean ḡ [k_max, n_eta] and unbiased variance (ddof=1) "
+        "summed over the last axis; snr = sum(ḡ², axis=-1) / variance",
+        mistakes=mistakes,
+        edge_cases=[{"samples": edge}, {"samples": edge[:, :1, :1]}],
+        output_name="(variance, snr) pair",
+        rng=rng,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Lesson 05: the mixing estimator
+
+
+def check_mix_meta_gradients(learner_fn: Callable[..., Any]) -> None:
+    """Exercise 5.1: ``mix_meta_gradients(per_step, weights) -> [n_seeds, n_eta]``.
+
+    ``g_mix = Σ_k w_k g_k`` for every seed: ``per_step [n_seeds, K, n_eta]`` holds g_1..g_K of
+    each seed, ``weights [K]`` are >= 0 and sum to 1. The reference is
+    ``metagrad.mix_meta_gradients``.
+
+    Args (of the learner's function):
+      per_step: ``[n_seeds, K, n_eta]`` float32.
+      weights: ``[K]`` float32, w_1..w_K.
+
+    Returns: ``[n_seeds, n_eta]``.
+    """
+    __tracebackhide__ = True
+    rng = np.random.default_rng()
+    shape = (int(rng.integers(2, 6)), int(rng.integers(2, 6)), int(rng.integers(1, 4)))
+
+    def sample(rng):
+        raw = rng.integers(0, 5, size=shape[1]).astype(np.float32) + np.eye(shape[1])[0]
+        return {"per_step": _numbers(rng, shape), "weights": (raw / raw.sum()).astype(np.float32)}
+
+    per_step = _f32([[[1.0, 2.0], [3.0, -1.0], [0.0, 4.0]], [[-2.0, 0.0], [1.0, 1.0], [2.0, 2.0]]])
+    edge_cases = [
+        {"per_step": per_step, "weights": _f32([0.5, 0.25, 0.25])},
+        {"per_step": per_step, "weights": _f32([0.0, 0.0, 1.0])},
+        {"per_step": per_step[:, :1], "weights": _f32([1.0])},
+    ]
+    mistakes = [
+        (
+            lambda g, w: jnp.mean(g, axis=1),
+            "the weights are missing: an equal-weight average is only the uniform mix",
+        ),
+        (
+            lambda g, w: jnp.einsum("k,ske->se", w[::-1], g),
+            "the weights are reversed: w_1 belongs to g_1, the one-step estimate (per_step[:, 0])",
+        ),
+    ]
+    _compare_naming_mistakes(
+        learner_fn,
+        metagrad.mix_meta_gradients,
+        sample,
+        exercise="5.1",
+        hint="multiply each g_k (axis 1) by w_k and sum over k only: "
+        "jnp.einsum('k,ske->se', weights, per_step), or (weights[:, None] * per_step).sum(1)",
+        mistakes=mistakes,
+        edge_cases=edge_cases,
+        output_name="mixed meta-gradients",
+        rng=rng,
+    )
+
+
+def check_geometric_weights(learner_fn: Callable[..., Any]) -> None:
+    """Exercise 5.2: ``geometric_weights(k, lam) -> [k]``, normalised weights ``w_j ∝ lam^(j−1)``.
+
+    ``w_j = lam^(j−1) / Σ_{i=1}^{k} lam^(i−1)``, j = 1..k: lam = 0 puts all weight on g_1 (take
+    0⁰ = 1), lam = 1 gives the uniform mix 1/k. The reference is ``metagrad.geometric_weights``.
+
+    Args (of the learner's function):
+      k: Python int >= 1, the horizon K.
+      lam: Python float in [0, 1].
+
+    Returns: ``[k]``, summing to 1.
+    """
+    __tracebackhide__ = True
+    rng = np.random.default_rng()
+
+    def sample(rng):
+        return {"k": int(rng.integers(2, 9)), "lam": float(rng.choice([0.2, 0.5, 0.7, 0.9]))}
+
+    edge_cases = [
+        {"k": 4, "lam": 0.5},
+        {"k": 3, "lam": 0.0},
+        {"k": 5, "lam": 1.0},
+        {"k": 1, "lam": 0.5},
+    ]
+    mistakes = [
+        (
+            lambda k, lam: lam ** np.arange(k, dtype=float),
+            "normalise: divide by the sum so that the weights add up to 1",
+        ),
+        (
+            lambda k, lam: metagrad.geometric_weights(k, lam)[::-1],
+            "the largest weight belongs to g_1 when lam < 1: w_j ∝ lam^(j−1) for j = 1..k",
+        ),
+        (
+            lambda k, lam: metagrad.lambda_return_weights(k, lam),
+            "those are the λ-return weights (the last one takes the rest); here every w_j is "
+            "∝ lam^(j−1), normalised",
+        ),
+    ]
+    _compare_naming_mistakes(
+        learner_fn,
+        metagrad.geometric_weights,
+        sample,
+        exercise="5.2",
+        hint="raw = lam ** jnp.arange(k) (so w_1 ∝ lam⁰ = 1), then raw / raw.sum()",
+        mistakes=mistakes,
+        edge_cases=edge_cases,
+        output_name="weights",
+        rng=rng,
+    )
+
+
+__all__ += [
+    "check_one_step_meta_gradient",
+    "check_central_differences",
+    "check_k_step_meta_gradient",
+    "check_variance_and_snr",
+    "check_mix_meta_gradients",
+    "check_geometric_weights",
 ]

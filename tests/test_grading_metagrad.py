@@ -1,0 +1,321 @@
+"""The checks of lessons 03–05 accept a correct answer and name the usual wrong ones.
+
+Correct answers are written the way a learner would (closed forms, ``lax.scan``, NumPy), not with
+the references the checks use. The references themselves are tested against independent oracles:
+the K-step reference against ``metagrad.k_step_meta_gradients`` on the batches it sampled, the
+one-step reference against central finite differences in float64.
+"""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from course_lib import grading, metagrad
+from course_lib.envs import bandit
+
+# --------------------------------------------------------------------------------------------
+# Correct answers, written as a learner would
+
+
+def one_step_meta_gradient(theta, actions, rewards, eta, p):
+    alpha, entropy_cost = jnp.exp(eta[0]), jax.nn.softplus(eta[1])
+    pi = jax.nn.softmax(theta)
+    policy_gradient = jnp.mean(
+        rewards[:, None] * (jax.nn.one_hot(actions, theta.shape[0]) - pi), axis=0
+    )
+    entropy = -jnp.sum(pi * jnp.log(pi))
+    entropy_gradient = -pi * (jnp.log(pi) + entropy)
+    step = policy_gradient + entropy_cost * entropy_gradient
+    pi1 = jax.nn.softmax(theta + alpha * step)
+    outer_gradient = -pi1 * (p - pi1 @ p)
+    dtheta_deta = jnp.stack([alpha * step, alpha * jax.nn.sigmoid(eta[1]) * entropy_gradient], 1)
+    return outer_gradient @ dtheta_deta
+
+
+def central_differences(f, eta, eps):
+    return jnp.array([(f(eta + eps * e) - f(eta - eps * e)) / (2 * eps) for e in jnp.eye(len(eta))])
+
+
+def k_step_meta_gradient(problem, batches, outer_batch, eta):
+    def outer(eta):
+        def step(theta, batch):
+            return problem.inner_update(theta, batch, eta), None
+
+        theta, _ = jax.lax.scan(step, problem.init_state, batches)
+        return problem.outer_loss(theta, outer_batch)
+
+    return jax.grad(outer)(eta)
+
+
+def variance_and_snr(samples):
+    mean = samples.mean(axis=0)
+    variance = samples.var(axis=0, ddof=1).sum(axis=-1)
+    return variance, (mean**2).sum(axis=-1) / variance
+
+
+def mix_meta_gradients(per_step, weights):
+    return (weights[None, :, None] * per_step).sum(axis=1)
+
+
+def geometric_weights(k, lam):
+    raw = jnp.power(lam, jnp.arange(k, dtype=jnp.float32))
+    return raw / raw.sum()
+
+
+CORRECT = {
+    "3.1": (grading.check_one_step_meta_gradient, one_step_meta_gradient),
+    "3.2": (grading.check_central_differences, central_differences),
+    "4.1": (grading.check_k_step_meta_gradient, k_step_meta_gradient),
+    "4.2": (grading.check_variance_and_snr, variance_and_snr),
+    "5.1": (grading.check_mix_meta_gradients, mix_meta_gradients),
+    "5.2": (grading.check_geometric_weights, geometric_weights),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Plausible wrong answers: (exercise, wrong function, what the message must say)
+
+
+def _one_step_outer_gradient_at_theta0(theta, actions, rewards, eta, p):
+    pi = jax.nn.softmax(theta)
+    alpha, entropy_cost = jnp.exp(eta[0]), jax.nn.softplus(eta[1])
+    policy_gradient = jnp.mean(
+        rewards[:, None] * (jax.nn.one_hot(actions, theta.shape[0]) - pi), axis=0
+    )
+    entropy_gradient = -pi * (jnp.log(pi) - jnp.sum(pi * jnp.log(pi)))
+    step = policy_gradient + entropy_cost * entropy_gradient
+    dtheta_deta = jnp.stack([alpha * step, alpha * jax.nn.sigmoid(eta[1]) * entropy_gradient], 1)
+    return (-pi * (p - pi @ p)) @ dtheta_deta
+
+
+def _one_step_without_softplus_derivative(theta, actions, rewards, eta, p):
+    correct = one_step_meta_gradient(theta, actions, rewards, eta, p)
+    return correct / jnp.stack([jnp.exp(eta[0]), jax.nn.sigmoid(eta[1])])
+
+
+def _forward_differences(f, eta, eps):
+    return jnp.array([(f(eta + eps * e) - f(eta)) / eps for e in jnp.eye(len(eta))])
+
+
+def _k_step_stop_gradient_between_updates(problem, batches, outer_batch, eta):
+    def outer(eta):
+        def step(theta, batch):
+            return problem.inner_update(jax.lax.stop_gradient(theta), batch, eta), None
+
+        theta, _ = jax.lax.scan(step, problem.init_state, batches)
+        return problem.outer_loss(theta, outer_batch)
+
+    return jax.grad(outer)(eta)
+
+
+def _k_step_trace_without_hessian(problem, batches, outer_batch, eta):
+    """Xu et al.'s trace z' = z + ∂U/∂η with μ = 1: accumulate the partials along the path."""
+    theta = problem.init_state
+    total = jnp.zeros((theta.shape[0], eta.shape[0]))
+    for k in range(batches.actions.shape[0]):
+        batch = jax.tree_util.tree_map(lambda x, k=k: x[k], batches)
+        total = total + jax.jacobian(problem.inner_update, argnums=2)(theta, batch, eta)
+        theta = problem.inner_update(theta, batch, eta)
+    return jax.grad(problem.outer_loss)(theta, outer_batch) @ total
+
+
+def _k_step_one_update_short(problem, batches, outer_batch, eta):
+    return k_step_meta_gradient(
+        problem, jax.tree_util.tree_map(lambda x: x[:-1], batches), outer_batch, eta
+    )
+
+
+def _variance_population(samples):
+    samples = np.asarray(samples)
+    variance = samples.var(axis=0).sum(axis=-1)
+    return variance, (samples.mean(axis=0) ** 2).sum(axis=-1) / variance
+
+
+def _snr_mean_of_squares(samples):
+    samples = np.asarray(samples)
+    variance = samples.var(axis=0, ddof=1).sum(axis=-1)
+    return variance, (samples**2).sum(axis=-1).mean(axis=0) / variance
+
+
+VALUE = "is "
+WRONG = {
+    "3.1 sign flipped": (
+        "3.1",
+        lambda *args: -one_step_meta_gradient(*args),
+        "the sign is flipped",
+    ),
+    "3.1 outer gradient at theta0": (
+        "3.1",
+        _one_step_outer_gradient_at_theta0,
+        "at the updated logits θ_1",
+    ),
+    "3.1 derivative with respect to (alpha, c)": (
+        "3.1",
+        _one_step_without_softplus_derivative,
+        "derivative with respect to (α, c)",
+    ),
+    "3.1 wrong shape": ("3.1", lambda *args: one_step_meta_gradient(*args)[0], "has shape (2,)"),
+    "3.2 forward differences": ("3.2", _forward_differences, "one-sided difference"),
+    "3.2 divided by eps": (
+        "3.2",
+        lambda f, e, eps: 2 * central_differences(f, e, eps),
+        "divide by 2ε, not ε",
+    ),
+    "3.2 all components at once": (
+        "3.2",
+        lambda f, e, eps: jnp.full(e.shape, (f(e + eps) - f(e - eps)) / (2 * eps)),
+        "one component at a time",
+    ),
+    "4.1 sign flipped": ("4.1", lambda *args: -k_step_meta_gradient(*args), "the sign is flipped"),
+    "4.1 stop_gradient between updates": (
+        "4.1",
+        _k_step_stop_gradient_between_updates,
+        "only the last update depends on η",
+    ),
+    "4.1 trace without the Hessian term": (
+        "4.1",
+        _k_step_trace_without_hessian,
+        "drops how each update passes earlier changes on",
+    ),
+    "4.1 one update short": ("4.1", _k_step_one_update_short, "K − 1 updates"),
+    "4.1 outer batch used as an inner batch": (
+        "4.1",
+        lambda pr, b, o, e: k_step_meta_gradient(
+            pr, jax.tree_util.tree_map(lambda x, y: jnp.concatenate([x, y[None]]), b, o), o, e
+        ),
+        "K + 1 updates",
+    ),
+    "4.2 population variance": ("4.2", _variance_population, "dividing by N − 1"),
+    "4.2 mean of squared norms as signal": (
+        "4.2",
+        _snr_mean_of_squares,
+        "squared norm of the mean",
+    ),
+    "4.2 per-component variance": (
+        "4.2",
+        lambda s: (np.var(s, axis=0, ddof=1), np.var(s, axis=0, ddof=1)),
+        "has shape (2,",
+    ),
+    "5.1 weights ignored": ("5.1", lambda g, w: g.mean(axis=1), "the weights are missing"),
+    "5.1 weights reversed": (
+        "5.1",
+        lambda g, w: mix_meta_gradients(g, w[::-1]),
+        "the weights are reversed",
+    ),
+    "5.1 also averaged over seeds": (
+        "5.1",
+        lambda g, w: mix_meta_gradients(g, w).mean(axis=0),
+        "has shape (",
+    ),
+    "5.2 not normalised": (
+        "5.2",
+        lambda k, lam: jnp.power(lam, jnp.arange(k, dtype=jnp.float32)),
+        "normalise",
+    ),
+    "5.2 reversed": (
+        "5.2",
+        lambda k, lam: geometric_weights(k, lam)[::-1],
+        "the largest weight belongs to g_1",
+    ),
+    "5.2 lambda-return weights": (
+        "5.2",
+        lambda k, lam: metagrad.lambda_return_weights(k, lam),
+        "λ-return weights",
+    ),
+    "5.2 one weight too many": ("5.2", lambda k, lam: geometric_weights(k + 1, lam), "has shape ("),
+}
+
+
+@pytest.mark.parametrize("exercise", sorted(CORRECT))
+def test_correct_answer_passes_with_one_line(exercise, capsys):
+    check, answer = CORRECT[exercise]
+    check(answer)
+    assert capsys.readouterr().out == f"Exercise {exercise} passed\n"
+
+
+@pytest.mark.parametrize("case", sorted(WRONG))
+def test_plausible_wrong_answer_fails_naming_the_mistake(case, capsys):
+    exercise, wrong, says = WRONG[case]
+    check, _ = CORRECT[exercise]
+    with pytest.raises(AssertionError) as failure:
+        check(wrong)
+    message = str(failure.value)
+    assert message.startswith(f"Exercise {exercise}: for "), message
+    assert says in message, message
+    assert "\n" not in message
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("exercise", sorted(CORRECT))
+def test_unstarted_exercise_says_what_to_do(exercise):
+    def stub(*args):
+        raise NotImplementedError()
+
+    check, _ = CORRECT[exercise]
+    with pytest.raises(AssertionError, match=re.escape(f"Exercise {exercise} is not done yet")):
+        check(stub)
+
+
+# --------------------------------------------------------------------------------------------
+# The references against independent oracles (float64)
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def _library_batches(problem, eta, key, k):
+    """The inner batches τ_0..τ_{k−1} and the outer batch τ_k that ``metagrad`` draws from ``key``,
+    replayed from its documented schedule (step j samples with ``fold_in(key, j)``)."""
+    batches, state = [], problem.init_state
+    batch, state = problem.sample(state, jax.random.fold_in(key, 0))
+    for j in range(1, k + 1):
+        batches.append(batch)
+        state = problem.inner_update(state, batch, eta)
+        batch, state = problem.sample(state, jax.random.fold_in(key, j))
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *batches), batch
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_k_step_reference_matches_the_library_on_its_own_batches(k, x64):
+    problem = metagrad.make_problem("bandit", batch_size=2)
+    eta, key = problem.eta0 + 0.3, jax.random.key(k)
+    batches, outer_batch = _library_batches(problem, eta, key, k)
+    expected = metagrad.k_step_meta_gradients(problem, eta, key, k)[k - 1]
+    got = grading._reference_k_step_meta_gradient(problem, batches, outer_batch, eta)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14)
+
+
+def test_one_step_reference_matches_central_differences(x64):
+    theta, p = jnp.array([0.4, -0.2, 0.1]), jnp.array([0.2, 0.5, 0.9])
+    actions, rewards, eta = jnp.array([2, 0]), jnp.array([1.0, 0.0]), jnp.array([-0.3, 0.2])
+    problem = metagrad.make_problem("bandit", p=(0.2, 0.5, 0.9), batch_size=2)
+
+    def outer(e):
+        batch = bandit.BanditBatch(actions, rewards)
+        return -bandit.expected_reward(problem.inner_update(theta, batch, e), p)
+
+    eps = 1e-6
+    expected = [(outer(eta + eps * e) - outer(eta - eps * e)) / (2 * eps) for e in jnp.eye(2)]
+    got = grading._reference_one_step_meta_gradient(theta, actions, rewards, eta, p)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-12)
+
+
+def test_known_wrong_answers_differ_from_the_reference_on_the_edge_cases():
+    """Otherwise a correct answer could be told it made a mistake: a failing check names a
+    mistake only when the learner's answer equals it on every edge case, so every wrong answer
+    the checks know must differ from the reference somewhere. Shown here for exercise 4.1, whose
+    wrong answers are closest to the right one (they agree when K = 1)."""
+    problem = metagrad.make_problem("bandit")
+    actions, rewards = jnp.array([[1], [1], [0]]), jnp.array([[1.0], [1.0], [0.0]])
+    batches = bandit.BanditBatch(actions, rewards)
+    outer_batch = bandit.BanditBatch(actions[-1], rewards[-1])
+    eta = jnp.array([-0.5, -1.0])
+    right = k_step_meta_gradient(problem, batches, outer_batch, eta)
+    for wrong in (_k_step_stop_gradient_between_updates, _k_step_trace_without_hessian):
+        assert not np.allclose(wrong(problem, batches, outer_batch, eta), right, rtol=1e-3)
