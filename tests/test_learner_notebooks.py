@@ -14,6 +14,7 @@ the learner copy with the solutions pasted back passes completely, without a sec
 """
 
 import copy
+import re
 import sys
 from pathlib import Path
 
@@ -31,7 +32,7 @@ LESSONS = sorted(
     for path in (ROOT / "solutions").glob("*.ipynb")
     if any(has_solution(cell.source) for cell in nbformat.read(path, as_version=4).cells)
 )
-CHECK_CALL = "grading.check_"
+CHECK_CALL = re.compile(r"\bcheck_\w+\(")  # grading.check_x(...) or an imported check_x(...)
 
 
 class _ThisPython(KernelSpecManager):
@@ -47,7 +48,7 @@ class _ThisPython(KernelSpecManager):
 
 
 def _is_check(cell) -> bool:
-    return cell.cell_type == "code" and CHECK_CALL in cell.source
+    return cell.cell_type == "code" and CHECK_CALL.search(cell.source) is not None
 
 
 def _solution(name: str) -> nbformat.NotebookNode:
