@@ -81,26 +81,31 @@ LIBRARY_EXPLORER = [
     'MetaGradientExplorer(make_problem("bandit"), k_max=3, n_seeds=64)',
 ]
 
-# fingerprints(root): one string per plot under root, from its pixels (an ipympl canvas, or an
-# Image widget's <img> drawn onto a scratch canvas). Sampled, so polling it every frame stays cheap.
+# fingerprints(root): one string per plot under root, hashed from its pixels (an ipympl figure's
+# canvases, or an Image widget's <img> drawn onto a scratch canvas); "" while nothing is drawn.
+# Every 7th byte only, so polling it every frame stays cheap.
 FINGERPRINTS_JS = """
 const fingerprints = (root) => [...root.querySelectorAll(PLOT)].map((plot) => {
     let canvases = [...plot.querySelectorAll('canvas')];
     if (plot.tagName === 'IMG') {
-        if (!plot.complete || plot.naturalWidth === 0) return 'loading';
+        if (!plot.complete || plot.naturalWidth === 0) return '';
         const scratch = document.createElement('canvas');
         scratch.width = plot.naturalWidth;
         scratch.height = plot.naturalHeight;
         scratch.getContext('2d').drawImage(plot, 0, 0);
         canvases = [scratch];
     }
-    return canvases.map((canvas) => {
-        if (canvas.width === 0 || canvas.height === 0) return 'empty';
+    let hash = 2166136261;
+    let drawn = false;
+    for (const canvas of canvases) {
+        if (canvas.width === 0 || canvas.height === 0) continue;
         const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-        let hash = 2166136261;
-        for (let i = 0; i < data.length; i += 7) hash = Math.imul(hash ^ data[i], 16777619);
-        return `${canvas.width}x${canvas.height}:${hash >>> 0}`;
-    }).join('|');
+        for (let i = 0; i < data.length; i += 7) {
+            drawn = drawn || data[i] !== 0;
+            hash = Math.imul(hash ^ data[i], 16777619);
+        }
+    }
+    return drawn ? String(hash >>> 0) : '';
 });
 """.replace("PLOT", repr(PLOT))
 
@@ -211,7 +216,8 @@ def _assert_each_figure_shown_once(page) -> int:
     labels, prints = page.evaluate(PLOTS_ON_PAGE)
     named = [label for label in labels if label.strip()]
     assert len(set(named)) == len(named), f"a figure is shown more than once: {labels}"
-    assert len(set(prints)) == len(prints), f"two plots show the same pixels: {labels} {prints}"
+    drawn = [fingerprint for fingerprint in prints if fingerprint]
+    assert len(set(drawn)) == len(drawn), f"two plots show the same pixels: {labels} {prints}"
     return len(prints)
 
 
