@@ -225,6 +225,10 @@ class _BlitFigure:
         if "ipympl" in backend or backend in ("widget", "ipympl"):
             with plt.ioff():
                 self.figure = plt.figure(figsize=FIGSIZE, dpi=DPI)
+            # pyplot redraws stale figures in interactive mode, right away and again after each
+            # widget message: a full draw per move on top of the blit. Here only we (and ipympl
+            # on the browser's request) draw, and ``update`` leaves the figure fresh.
+            self.figure.stale_callback = None
             self.figure.canvas.header_visible = False
             self.figure.canvas.resizable = False
             self.image = None
@@ -273,6 +277,9 @@ class _BlitFigure:
             return
         self.figure.canvas.restore_region(self._background)
         self._draw_animated()
+        # What changed outside the animated artists (the histogram's y-limit) draws nothing in
+        # the background, so the picture is current.
+        self.figure.stale = False
         if self.image is not None:
             self._encode()
         elif self._view_is_open():
