@@ -165,8 +165,8 @@ def _explorer_notebook(lab_server) -> str:
 def _open_and_run_all(page, lab_server, path: str) -> None:
     """Open ``path`` in JupyterLab, run every cell from the Run menu, wait until all have run.
 
-    JupyterLab stops "Run All Cells" at the first error, so a code cell left without an execution
-    count means the notebook failed there.
+    JupyterLab stops "Run All Cells" at the first error and un-queues the cells after it, so a
+    code cell left without an execution count means the notebook failed before it.
     """
     page.goto(lab_server.url(path))
     # Running before the kernel is connected opens a "Select Kernel" dialog instead; the status bar
@@ -176,18 +176,21 @@ def _open_and_run_all(page, lab_server, path: str) -> None:
     ).wait_for(timeout=KERNEL_START_TIMEOUT_MS)
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-    try:
-        page.wait_for_function(
-            r"""() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
-                .every(p => /\[\d+\]/.test(p.textContent))""",
-            timeout=RUN_ALL_TIMEOUT_MS,
-            polling=250,
-        )
-    except PlaywrightTimeout:
-        prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
-        raise AssertionError(
-            f"{path}: not every cell ran (an error stops Run All): {prompts}"
-        ) from None
+    prompts = page.locator(".jp-CodeCell .jp-InputPrompt")
+    # Done: a cell has run ("[1]:") and none is queued or running ("[*]:").
+    page.wait_for_function(
+        r"""() => {
+            const texts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+                .map(p => p.textContent);
+            return texts.some(t => /\[\d+\]/.test(t)) && !texts.some(t => t.includes('*'));
+        }""",
+        timeout=RUN_ALL_TIMEOUT_MS,
+        polling=250,
+    )
+    texts = prompts.all_inner_texts()
+    assert all(re.search(r"\[\d+\]", text) for text in texts), (
+        f"{path}: Run All stopped at an error; execution counts {texts}"
+    )
 
 
 def _slider(page, scope, label: re.Pattern):
