@@ -427,5 +427,10 @@ def test_ipympl_view_is_the_figure_canvas_made_under_ioff():
         explorer.k_slider.value = 1  # a move: ipympl sends the changed pixels only
         assert [data for data, _ in sent if "binary" in data] == ['{"type": "binary"}']
         assert "diff" in canvas._current_image_mode
+        # After each widget message IPython runs pyplot's draw_all, which redraws stale figures
+        # in full: the explorer's figure must not be stale after a move.
+        sent.clear()
+        plt.draw_all()
+        assert sent == []
     finally:
         plt.switch_backend(backend)
