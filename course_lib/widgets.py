@@ -492,18 +492,9 @@ class MetaGradientExplorer:
         self._true_line = animate(
             hist_ax.axvline(0.0, color="k", linestyle="--", linewidth=1.5, label="true g*_K")
         )
-        self._hist_text = animate(
-            hist_ax.text(
-                0.02,
-                0.97,
-                "",
-                transform=hist_ax.transAxes,
-                va="top",
-                fontsize="small",
-                bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
-            )
-        )
         hist_ax.legend(loc="upper right", fontsize="small")
+        # The estimator's name is in the readout above: text drawn on every move costs more than
+        # all the other moving artists together.
         hist_ax.set_title(f"{self.n_seeds} estimates of the current estimator", fontsize="small")
         self._hist_ax = hist_ax
 
@@ -779,7 +770,7 @@ class MetaGradientExplorer:
             return self._reject(str(error))
         # Everything is computed before the first artist changes, so a failure leaves the
         # previous picture whole.
-        full = self._update_histogram(k, mode, lam, values, mean, true, label, full)
+        full = self._update_histogram(values, mean, true, label, full)
         full = self._update_curves(k, mode, mix) or full
         if full:
             self._canvas.full_draw()
@@ -835,7 +826,7 @@ class MetaGradientExplorer:
                     points.append(float(self.reference[k - 1] @ unit))
         return _padded(min(points), max(points), log=False)
 
-    def _update_histogram(self, k, mode, lam, values, mean, true, label, full) -> bool:
+    def _update_histogram(self, values, mean, true, label, full) -> bool:
         """Set the histogram's artists; True when its x-axis changed (a full redraw is due)."""
         if full or "hist" not in self._limits:
             self._limits["hist"] = self._histogram_range()
@@ -850,8 +841,7 @@ class MetaGradientExplorer:
         self._true_line.set_visible(true is not None)
         if true is not None:
             self._true_line.set_xdata([true, true])
-        self._hist_text.set_text(f"{_setting(mode, lam)}\nK = {k}")
-        self._hist_ax.set_ylim(0, 1.5 * max(heights.max(), 1))  # room for legend and label
+        self._hist_ax.set_ylim(0, 1.4 * max(heights.max(), 1))  # room for the legend
         return full
 
     def _update_curves(self, k, mode, mix) -> bool:
