@@ -115,18 +115,12 @@ def _start(problem: MetaProblem, key: jax.Array):
     return problem.sample(problem.init_state, jax.random.fold_in(key, 0))
 
 
-def _advance(problem: MetaProblem, state, batch, eta, key, k):
-    """Step k: θ_k = U(θ_{k−1}, τ_{k−1}; η), τ_k ~ π_{θ_k}, L_k = L_out(θ_k; τ_k)."""
-    state = problem.inner_update(state, batch, eta)
-    next_batch, state = problem.sample(state, jax.random.fold_in(key, k))
-    return state, next_batch, problem.outer_loss(state, next_batch)
-
-
 def _prefix_outer_losses(problem: MetaProblem, eta, key, k_max: int) -> jax.Array:
     def step(carry, k):
         state, batch = carry
-        state, batch, loss = _advance(problem, state, batch, eta, key, k)
-        return (state, batch), loss
+        state = problem.inner_update(state, batch, eta)  # θ_k = U(θ_{k−1}, τ_{k−1}; η)
+        batch, state = problem.sample(state, jax.random.fold_in(key, k))  # τ_k ~ π_{θ_k}
+        return (state, batch), problem.outer_loss(state, batch)  # L_k = L_out(θ_k; τ_k)
 
     batch, state = _start(problem, key)
     _, losses = jax.lax.scan(step, (state, batch), jnp.arange(1, k_max + 1))
@@ -138,10 +132,12 @@ def _is_differentiable(leaf) -> bool:
 
 
 def _forward_meta_gradients(problem: MetaProblem, eta, key, k_max: int) -> jax.Array:
-    """Carry the state and its n_eta tangents dstate/dη through a scan; emit dL_k/dη each step.
+    """Carry the state and its tangents dstate/dη through a scan; emit g_k = dL_k/dη each step.
 
-    Integer leaves of the state (actions, env counters, PRNG keys) have no tangent: they ride along
-    as constants. One jvp per meta-parameter, vmapped over the identity basis, primal computed once.
+    Per step: push the tangents through U with one jvp per meta-parameter (vmapped over the identity
+    basis; the primal is computed once), sample τ_k outside the jvp (acting sees stop_gradient(θ),
+    and sampling changes only the environment, so the tangents carry over), then push them through
+    L_out. Integer leaves (env counters, actions, PRNG keys) carry no tangent.
     """
     batch, state = _start(problem, key)
     leaves, treedef = jax.tree_util.tree_flatten(state)
@@ -157,28 +153,30 @@ def _forward_meta_gradients(problem: MetaProblem, eta, key, k_max: int) -> jax.A
         diff_iter, rest_iter = iter(diff), iter(rest)
         return treedef.unflatten([next(diff_iter) if m else next(rest_iter) for m in mask])
 
-    n_eta = eta.shape[0]
-    basis = jnp.eye(n_eta, dtype=eta.dtype)
+    basis = jnp.eye(eta.shape[0], dtype=eta.dtype)
 
     def step(carry, k):
-        diff, rest, batch, tangents = carry
+        state, batch, tangents = carry
+        diff, rest = split(state)
 
-        def advance(diff, eta):
-            state, next_batch, loss = _advance(problem, merge(diff, rest), batch, eta, key, k)
-            new_diff, new_rest = split(state)
-            return (new_diff, loss), (new_rest, next_batch)
+        def update(diff, eta):
+            return split(problem.inner_update(merge(diff, rest), batch, eta))
 
-        def push(diff_tangent, eta_tangent):
-            return jax.jvp(advance, (diff, eta), (diff_tangent, eta_tangent), has_aux=True)
+        def push_update(diff_tangent, eta_tangent):
+            return jax.jvp(update, (diff, eta), (diff_tangent, eta_tangent), has_aux=True)
 
-        (diff, _), (diff_tangents, loss_tangent), (rest, batch) = jax.vmap(
-            push, out_axes=(None, 0, None)
-        )(tangents, basis)
-        return (diff, rest, batch, diff_tangents), loss_tangent
+        diff, tangents, rest = jax.vmap(push_update, out_axes=(None, 0, None))(tangents, basis)
+        batch, state = problem.sample(merge(diff, rest), jax.random.fold_in(key, k))
+        diff, rest = split(state)
 
-    diff, rest = split(state)
-    tangents = [jnp.zeros((n_eta, *leaf.shape), leaf.dtype) for leaf in diff]
-    _, meta_grads = jax.lax.scan(step, (diff, rest, batch, tangents), jnp.arange(1, k_max + 1))
+        def push_outer(diff_tangent):
+            outer = lambda diff: problem.outer_loss(merge(diff, rest), batch)
+            return jax.jvp(outer, (diff,), (diff_tangent,))[1]
+
+        return (state, batch, tangents), jax.vmap(push_outer)(tangents)
+
+    tangents = [jnp.zeros((eta.shape[0], *leaf.shape), leaf.dtype) for leaf in split(state)[0]]
+    _, meta_grads = jax.lax.scan(step, (state, batch, tangents), jnp.arange(1, k_max + 1))
     return meta_grads
 
 
