@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 KERNEL := metagrad-course
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test notebooks lint benchmarks results clean
+.PHONY: lab test grade browser-test screenshot notebooks lint benchmarks results clean
 
 # The stamp is rebuilt when the dependency list changes, so `git pull` + `make test` picks up new packages.
 $(STAMP): pyproject.toml
@@ -20,6 +20,17 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	COURSE_QUICK=1 $(PY) -m pytest
+
+# Grade one lesson from a terminal: make grade LESSON=01
+grade: $(STAMP)
+	COURSE_QUICK=1 $(PY) -m pytest --nbval-lax -o testpaths= notebooks/$(LESSON)_*.ipynb
+
+browser-test: $(STAMP)
+	COURSE_QUICK=1 $(PY) -m pytest tests/browser
+
+# Refreshes the README's picture of the live explorer (needs Chromium, see .ci/install-system-deps).
+screenshot: $(STAMP)
+	SAVE_SCREENSHOT=docs/explorer.png COURSE_QUICK=1 $(PY) -m pytest tests/browser -k explorer
 
 notebooks: $(STAMP)
 	$(PY) -m course_lib.make_notebooks

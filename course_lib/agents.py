@@ -8,7 +8,8 @@ meta-parameters (γ, λ, entropy cost) are arrays in ``Hyper``, never Python con
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +32,7 @@ def init_mlp(key: Array, sizes: tuple[int, ...]) -> MLPParams:
     keys = jax.random.split(key, len(sizes) - 1)
     return [
         (jax.random.normal(k, (n_in, n_out)) / jnp.sqrt(n_in), jnp.zeros(n_out))
-        for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:])
+        for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True)
     ]
 
 
@@ -81,9 +82,9 @@ def state_value(params: ActorCriticParams, obs: Array) -> Array:
 class Trajectory(NamedTuple):
     """T steps of B environments, time-major.
 
-    obs [T, B, D]; actions, rewards, discounts, dones, finished_returns [T, B]; last_obs [B, D] is the
-    observation after the last step (what the value bootstrap is computed on). ``discounts`` is the
-    environment's (0 where an episode ended), not γ.
+    obs [T, B, D]; actions, rewards, discounts, dones, finished_returns [T, B]; last_obs [B, D] is
+    the observation after the last step (what the value bootstrap is computed on). ``discounts`` is
+    the environment's (0 where an episode ended), not γ.
     """
 
     obs: Array
@@ -166,7 +167,8 @@ def lambda_returns(
     """
     if rewards.shape != discounts.shape:
         raise ValueError(
-            f"rewards and discounts must have the same shape, got {rewards.shape} and {discounts.shape}"
+            "rewards and discounts must have the same shape, "
+            f"got {rewards.shape} and {discounts.shape}"
         )
     if bootstrap_value.shape != rewards.shape[1:]:
         raise ValueError(
@@ -192,7 +194,7 @@ def lambda_returns(
 
 
 def _check_unit_interval(name: str, value) -> None:
-    """Reject concrete values outside [0, 1]; traced values (inside jit/grad) are the caller's job."""
+    """Reject concrete values outside [0, 1]; traced values (inside jit) are the caller's job."""
     v = jnp.asarray(value)
     if v.ndim != 0:
         raise ValueError(f"{name} must be a scalar, got shape {v.shape}")
@@ -262,17 +264,37 @@ def a2c_loss(params: ActorCriticParams, traj: Trajectory, hyper: Hyper) -> tuple
     """
     returns, values = _targets(params, traj, hyper.gamma, hyper.lam)
     logits = policy_logits(params, traj.obs)
-    pg = policy_gradient_loss(logits, traj.actions, returns - jax.lax.stop_gradient(values))
+    return actor_critic_loss(
+        logits, traj.actions, values, returns, hyper.value_cost, hyper.entropy_cost
+    )
+
+
+def actor_critic_loss(
+    logits: Array,
+    actions: Array,
+    values: Array,
+    returns: Array,
+    value_cost: Array | float,
+    entropy_cost: Array | float,
+) -> tuple[Array, dict]:
+    """The three A2C terms on given network outputs and return targets.
+
+    ``L = mean[−A_t log π(a_t)] + c_v mean[(G_t − v_t)²] − c_ent mean[H(π)]``, ``A_t = G_t − ⊥v_t``
+    (⊥: stop-gradient, so the policy term does not train the critic).
+
+    Shapes: logits [..., n_actions]; actions, values, returns [...]. Returns (loss, terms).
+    """
+    pg = policy_gradient_loss(logits, actions, returns - jax.lax.stop_gradient(values))
     value_loss = jnp.mean((returns - values) ** 2)
     ent = jnp.mean(entropy(logits))
-    loss = pg + hyper.value_cost * value_loss - hyper.entropy_cost * ent
+    loss = pg + value_cost * value_loss - entropy_cost * ent
     return loss, {"policy_loss": pg, "value_loss": value_loss, "entropy": ent}
 
 
 def policy_gradient_outer_loss(
     params: ActorCriticParams, traj: Trajectory, gamma: float = 0.99, lam: float = 1.0
 ) -> Array:
-    """Outer (meta) loss: the policy-gradient loss with fixed reference (γ', λ') and no entropy term.
+    """Outer (meta) loss: the policy-gradient loss with fixed reference (γ', λ'), no entropy term.
 
     ``L_out(θ'; τ') = mean[−A'_t log π_θ'(a_t|s_t)]`` on a batch τ' the inner update has not seen
     (Xu et al. 2018). Its gradient with respect to θ' is the direction that improves the return.
@@ -306,13 +328,14 @@ def make_optimizer(learning_rate: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(1.0), optax.rmsprop(learning_rate, decay=0.9))
 
 
-def make_train(env: SnakeEnv, config: TrainConfig = TrainConfig()) -> Callable:
+def make_train(env: SnakeEnv, config: TrainConfig | None = None) -> Callable:
     """Build ``train(key, hyper) -> (TrainState, metrics)``: one compiled ``lax.scan`` over updates.
 
     ``metrics`` holds per-update arrays [n_updates]: ``episode_return`` (mean return of the episodes
     that ended during that update's rollout, NaN if none), ``loss``, ``entropy``. ``vmap`` the
     returned function over keys (and/or hyper-parameters) to train several seeds at once.
     """
+    config = config or TrainConfig()
     if config.n_updates < 1 or config.rollout_len < 1:
         raise ValueError(
             f"n_updates and rollout_len must be >= 1, got {config.n_updates}, {config.rollout_len}"
@@ -325,7 +348,9 @@ def make_train(env: SnakeEnv, config: TrainConfig = TrainConfig()) -> Callable:
         state = TrainState(params, optimizer.init(params), env.reset(k_env))
 
         def update(state: TrainState, step_key: Array):
-            env_state, traj = rollout(env, state.params, state.env_state, step_key, config.rollout_len)
+            env_state, traj = rollout(
+                env, state.params, state.env_state, step_key, config.rollout_len
+            )
             grads, aux = jax.grad(a2c_loss, has_aux=True)(state.params, traj, hyper)
             updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
             params = optax.apply_updates(state.params, updates)

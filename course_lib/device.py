@@ -1,4 +1,4 @@
-"""Which accelerator JAX is using. JAX picks a GPU by itself when it sees one; nothing here forces it."""
+"""Which accelerator JAX is using. JAX picks a GPU by itself when it sees one; nothing forces it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import jax
 
 
 def describe() -> str:
-    """One line naming JAX's default backend and its devices, e.g. ``JAX 0.10.2 on cpu: 1 device (cpu)``."""
+    """One line naming JAX's backend and devices, e.g. ``JAX 0.10.2 on cpu: 1 device (cpu)``."""
     devices = jax.devices()
     kinds = ", ".join(sorted({d.device_kind for d in devices}))
     backend = jax.default_backend()

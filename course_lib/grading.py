@@ -311,11 +311,7 @@ _reference_lambda_returns = jax.jit(agents.lambda_returns)
 
 @jax.jit
 def _reference_actor_critic_loss(logits, actions, values, returns, value_cost, entropy_cost):
-    # The terms of agents.a2c_loss, on given logits, values and returns instead of (params, batch).
-    advantages = returns - jax.lax.stop_gradient(values)
-    policy_loss = agents.policy_gradient_loss(logits, actions, advantages)
-    value_loss = jnp.mean((returns - values) ** 2)
-    return policy_loss + value_cost * value_loss - entropy_cost * jnp.mean(agents.entropy(logits))
+    return agents.actor_critic_loss(logits, actions, values, returns, value_cost, entropy_cost)[0]
 
 
 _reference_actor_critic_gradient = jax.jit(

@@ -1,4 +1,4 @@
-"""Agent building blocks against independent oracles: rlax, hand-worked cases, finite differences."""
+"""Agent building blocks against independent oracles: rlax, hand-worked cases, finite diffs."""
 
 import jax
 import jax.numpy as jnp
@@ -94,11 +94,15 @@ def test_a2c_loss_gradient_in_params_matches_finite_differences_along_a_directio
         lambda x: jax.random.normal(jax.random.PRNGKey(3), x.shape, x.dtype), params
     )
     grad = jax.grad(lambda p: agents.a2c_loss(p, traj, hyper)[0])(params)
-    analytic = sum(jnp.vdot(g, d) for g, d in zip(jax.tree_util.tree_leaves(grad),
-                                                  jax.tree_util.tree_leaves(direction)))
+    analytic = sum(
+        jnp.vdot(g, d)
+        for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(direction), strict=True)
+    )
 
-    # Targets hold values as constants: freeze them at θ so the finite difference sees the same loss.
-    np.testing.assert_allclose(analytic, _frozen_fd(params, traj, hyper, direction, 1e-6), rtol=1e-4)
+    # Targets hold values as constants: freeze them at θ so the difference sees the same loss.
+    np.testing.assert_allclose(
+        analytic, _frozen_fd(params, traj, hyper, direction, 1e-6), rtol=1e-4
+    )
 
 
 def _frozen_fd(params, traj, hyper, direction, eps):
@@ -108,9 +112,14 @@ def _frozen_fd(params, traj, hyper, direction, eps):
     def loss(p):
         values = agents.state_value(p, traj.obs)
         logits = agents.policy_logits(p, traj.obs)
-        pg = agents.policy_gradient_loss(logits, traj.actions, returns - agents.state_value(params, traj.obs))
-        return (pg + hyper.value_cost * jnp.mean((returns - values) ** 2)
-                - hyper.entropy_cost * jnp.mean(agents.entropy(logits)))
+        pg = agents.policy_gradient_loss(
+            logits, traj.actions, returns - agents.state_value(params, traj.obs)
+        )
+        return (
+            pg
+            + hyper.value_cost * jnp.mean((returns - values) ** 2)
+            - hyper.entropy_cost * jnp.mean(agents.entropy(logits))
+        )
 
     plus = jax.tree_util.tree_map(lambda p, d: p + eps * d, params, direction)
     minus = jax.tree_util.tree_map(lambda p, d: p - eps * d, params, direction)
@@ -125,7 +134,9 @@ def test_rollout_shapes_and_no_gradient_through_acting():
     env = make_snake(grid=6, time_limit=50, n_envs=4)
 
     def reward_sum(p):
-        return agents.rollout(env, p, env.reset(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 5)[1].rewards.sum()
+        return agents.rollout(env, p, env.reset(jax.random.PRNGKey(0)), jax.random.PRNGKey(1), 5)[
+            1
+        ].rewards.sum()
 
     grads = jax.grad(reward_sum)(params)
     assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree_util.tree_leaves(grads))

@@ -14,7 +14,9 @@ def test_make_snake_rejects_grids_outside_the_supported_range(grid):
         make_snake(grid=grid)
 
 
-@pytest.mark.parametrize("kwargs, name", [(dict(time_limit=0), "time_limit"), (dict(n_envs=0), "n_envs")])
+@pytest.mark.parametrize(
+    "kwargs, name", [(dict(time_limit=0), "time_limit"), (dict(n_envs=0), "n_envs")]
+)
 def test_make_snake_rejects_non_positive_sizes(kwargs, name):
     with pytest.raises(ValueError, match=name):
         make_snake(**kwargs)
@@ -25,7 +27,9 @@ def random_run(env, n_steps, seed=0):
         return env.step(s, jax.random.randint(k, (env.n_envs,), 0, env.n_actions))
 
     state = env.reset(jax.random.PRNGKey(seed))
-    return jax.jit(lambda s: jax.lax.scan(body, s, jax.random.split(jax.random.PRNGKey(seed + 1), n_steps)))(state)
+    return jax.jit(
+        lambda s: jax.lax.scan(body, s, jax.random.split(jax.random.PRNGKey(seed + 1), n_steps))
+    )(state)
 
 
 def test_observations_are_flat_and_episodes_reset_automatically():

@@ -7,12 +7,36 @@ observations, and running episode returns so that training curves need no extra 
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import jumanji.wrappers
-from jumanji.environments import Snake
+import matplotlib
+
+
+def _import_jumanji_keeping_plot_backend():
+    """Import jumanji without letting it switch a notebook to ipympl.
+
+    On import inside IPython, jumanji runs ``%matplotlib ipympl``; lessons choose their own backend
+    (inline for static figures), so the one in force before the import is put back.
+    """
+    before = matplotlib.get_backend()
+    import jumanji.wrappers
+    from jumanji.environments import Snake
+
+    if matplotlib.get_backend() != before:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None and "inline" in before:
+            shell.run_line_magic("matplotlib", "inline")
+        else:
+            matplotlib.use(before)
+    return jumanji.wrappers, Snake
+
+
+jumanji_wrappers, Snake = _import_jumanji_keeping_plot_backend()
 
 GRID_RANGE = (6, 12)
 N_ACTIONS = 4  # up, right, down, left
@@ -29,8 +53,8 @@ class SnakeState(NamedTuple):
 class SnakeStep(NamedTuple):
     """What one batched step returns; every field is [n_envs] (``obs`` is [n_envs, obs_dim]).
 
-    ``discount`` is 0 where the episode ended on this step (jumanji has no truncation: the time limit
-    is a termination). ``obs`` is already the first observation of the next episode there.
+    ``discount`` is 0 where the episode ended on this step (jumanji has no truncation: the time
+    limit is a termination). ``obs`` is already the first observation of the next episode there.
     ``finished_return`` holds the return of an episode that ended on this step, 0 elsewhere.
     """
 
@@ -42,7 +66,7 @@ class SnakeStep(NamedTuple):
 
 
 class SnakeEnv(NamedTuple):
-    """A batched Snake: pure ``reset(key) -> state`` and ``step(state, actions) -> (state, step)``."""
+    """Batched Snake: pure ``reset(key) -> state`` and ``step(state, actions) -> (state, step)``."""
 
     reset: Callable[[jax.Array], SnakeState]
     step: Callable[[SnakeState, jax.Array], tuple[SnakeState, SnakeStep]]
@@ -73,17 +97,18 @@ def make_snake(grid: int = 6, time_limit: int = 500, n_envs: int = 64) -> SnakeE
       time_limit: steps after which an episode ends (jumanji counts it as a termination).
       n_envs: boards stepped in parallel.
     Returns:
-      A ``SnakeEnv``; ``reset`` and ``step`` are pure functions, safe to ``jit``, ``vmap`` and ``scan``.
+      A ``SnakeEnv`` whose ``reset`` and ``step`` are pure: safe to ``jit``, ``vmap``, ``scan``.
     """
     if not isinstance(grid, int) or not GRID_RANGE[0] <= grid <= GRID_RANGE[1]:
-        raise ValueError(f"grid must be an integer from {GRID_RANGE[0]} to {GRID_RANGE[1]}, got {grid!r}")
+        low, high = GRID_RANGE
+        raise ValueError(f"grid must be an integer from {low} to {high}, got {grid!r}")
     if not isinstance(time_limit, int) or time_limit < 1:
         raise ValueError(f"time_limit must be a positive integer, got {time_limit!r}")
     if not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
 
     raw = Snake(num_rows=grid, num_cols=grid, time_limit=time_limit)
-    batched = jumanji.wrappers.VmapAutoResetWrapper(raw)
+    batched = jumanji_wrappers.VmapAutoResetWrapper(raw)
     obs_dim = grid * grid * 5 + N_ACTIONS + 1
 
     def observe(observation) -> jax.Array:
