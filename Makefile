@@ -23,7 +23,7 @@ test: $(STAMP)
 
 # Grade one lesson from a terminal: make grade LESSON=01
 grade: $(STAMP)
-	COURSE_QUICK=1 $(PY) -m pytest --nbval-lax -o testpaths= notebooks/$(LESSON)_*.ipynb
+	COURSE_QUICK=1 $(PY) -m pytest --nbval-lax notebooks/$(LESSON)_*.ipynb
 
 browser-test: $(STAMP)
 	COURSE_QUICK=1 $(PY) -m pytest tests/browser
