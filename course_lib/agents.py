@@ -25,14 +25,18 @@ MLPParams = list[tuple[Array, Array]]
 # Networks
 
 
-def init_mlp(key: Array, sizes: tuple[int, ...]) -> MLPParams:
-    """Weights for an MLP with layer widths ``sizes`` (input first), LeCun-normal, zero biases."""
+def init_mlp(key: Array, sizes: tuple[int, ...], last_layer_scale: float = 1.0) -> MLPParams:
+    """Weights for an MLP with layer widths ``sizes`` (input first), LeCun-normal, zero biases.
+
+    ``last_layer_scale`` shrinks the output layer: 0.01 makes a policy start close to uniform.
+    """
     if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
         raise ValueError(f"sizes must list at least two positive widths, got {sizes!r}")
     keys = jax.random.split(key, len(sizes) - 1)
+    scales = [1.0] * (len(sizes) - 2) + [last_layer_scale]
     return [
-        (jax.random.normal(k, (n_in, n_out)) / jnp.sqrt(n_in), jnp.zeros(n_out))
-        for k, n_in, n_out in zip(keys, sizes[:-1], sizes[1:], strict=True)
+        (scale * jax.random.normal(k, (n_in, n_out)) / jnp.sqrt(n_in), jnp.zeros(n_out))
+        for k, n_in, n_out, scale in zip(keys, sizes[:-1], sizes[1:], scales, strict=True)
     ]
 
 
@@ -59,9 +63,7 @@ def init_actor_critic(
     The policy's last layer starts near zero so the first policy is close to uniform.
     """
     k_pi, k_v = jax.random.split(key)
-    policy = init_mlp(k_pi, (obs_dim, *hidden, n_actions))
-    w, b = policy[-1]
-    policy[-1] = (0.01 * w, b)
+    policy = init_mlp(k_pi, (obs_dim, *hidden, n_actions), last_layer_scale=0.01)
     return ActorCriticParams(policy, init_mlp(k_v, (obs_dim, *hidden, 1)))
 
 

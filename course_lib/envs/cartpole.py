@@ -207,10 +207,7 @@ class ReinforceConfig(NamedTuple):
 
 def init_policy(key: Array, hidden: tuple[int, ...] = (32,)) -> MLPParams:
     """A CartPole policy MLP ``4 -> hidden -> 2`` with a near-uniform first policy."""
-    params = init_mlp(key, (OBS_DIM, *hidden, N_ACTIONS))
-    w, b = params[-1]
-    params[-1] = (0.01 * w, b)
-    return params
+    return init_mlp(key, (OBS_DIM, *hidden, N_ACTIONS), last_layer_scale=0.01)
 
 
 def train_reinforce(key: Array, config: ReinforceConfig | None = None):
