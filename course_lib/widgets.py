@@ -343,7 +343,7 @@ class MetaGradientExplorer:
 
         if isinstance(reference, str) and reference == "auto":
             reference = _exact_reference(problem, eta, k_max)
-        self._setup(draw(0), reference, problem.meta_names, draw, repr(problem))
+        self._setup(draw(0), reference, problem.meta_names, draw, f"the {problem.name} problem")
 
     @classmethod
     def from_samples(cls, samples, reference=None, meta_names=None, draw=None):
@@ -435,6 +435,7 @@ class MetaGradientExplorer:
             icon="refresh",
             disabled=self._draw is None,
             tooltip="draw fresh seeds and recompute the cache",
+            layout=widgets.Layout(width="140px"),
         )
         self.progress = widgets.IntProgress(
             value=0, min=0, max=3, layout=widgets.Layout(width="120px")
