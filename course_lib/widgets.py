@@ -586,8 +586,9 @@ class MetaGradientExplorer:
           k: horizon K in 1..k_max.
           mode: one of ``MODES``: "k-step", "geometric", "lambda-return" or "free".
           lam: λ (geometric) or ρ (lambda-return), in [0, 1].
-          weights: free weights w_1..w_j (j <= k_max, each in [0, 1], normalised afterwards); the
-            sliders after j go to 0. Implies mode="free" and K = j unless those are given.
+          weights: free weights w_1..w_j (j <= k_max, >= 0, normalised afterwards; scaled into the
+            sliders' range [0, 1] if larger); the sliders after j go to 0. Implies mode="free"
+            and K = j unless those are given.
           view: the histogram's view, "reference" or a component index.
         Returns: True when the view was updated; False when the input was rejected, in which case
         ``message`` says why, the controls keep their values and the previous view stays.
@@ -712,13 +713,11 @@ class MetaGradientExplorer:
                 raise ValueError(
                     f"weights must list 1 to k_max={self.k_max} numbers, got shape {weights.shape}"
                 )
-            if not np.all((weights >= 0) & (weights <= 1)):
-                raise ValueError(
-                    f"each free weight must be in [0, 1] (the sliders' range; they "
-                    f"are normalised afterwards), got {weights}"
-                )
+            if not np.all(np.isfinite(weights) & (weights >= 0)):
+                raise ValueError(f"free weights must be finite and >= 0, got {weights}")
             free = np.zeros(self.k_max)
-            free[: weights.size] = weights
+            # Scaled into the sliders' range [0, 1]; normalising afterwards undoes the scale.
+            free[: weights.size] = weights / max(weights.max(), 1.0)
             mode = "free" if mode is None else mode
             k = weights.size if k is None else k
         valid_views = [value for _, value in self.view_dropdown.options]

@@ -91,6 +91,7 @@ SETTINGS = [
     dict(k=4, mode="lambda-return", lam=0.6),
     dict(k=2, mode="lambda-return", lam=0.0),
     dict(k=3, mode="free", weights=[0.2, 1.0, 0.5]),
+    dict(k=4, mode="free", weights=[4.0, 0.0, 2.0, 1.0]),
 ]
 
 
