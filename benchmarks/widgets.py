@@ -96,7 +96,7 @@ def bench_backend(backend: str, problem, args, rng) -> None:
         explorer.figure.canvas.syncing_data_url = False  # as once JupyterLab has connected
     print(
         f"\n[{backend}] figure {explorer.figure.canvas.get_width_height()} px; "
-        f"explorer built in {build:.1f} s (compiles the sampler and the exact references)"
+        f"explorer built in {build:.1f} s (the first build compiles the sampler and references)"
     )
     print(f"  {'control':<16} {'median ms':>10} {'max ms':>8} {'full redraws':>13} {'compiles':>9}")
     for name, control, values, setup in controls(explorer, args.moves, rng):
