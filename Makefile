@@ -41,6 +41,7 @@ lint: $(STAMP)
 benchmarks: $(STAMP)
 	$(PY) benchmarks/envs.py
 	$(PY) benchmarks/metagrad.py
+	$(PY) benchmarks/widgets.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
