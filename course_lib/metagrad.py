@@ -71,9 +71,9 @@ def _cached_problem(name: str, settings: tuple, x64: bool) -> MetaProblem:
 # Argument checks (before any tracing)
 
 
-def _check_k_max(k_max) -> None:
-    if isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer)) or k_max < 1:
-        raise ValueError(f"k_max must be an integer >= 1, got {k_max!r}")
+def _check_int(value, name: str, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _check_eta(problem: MetaProblem, eta) -> jax.Array:
@@ -209,7 +209,7 @@ def prefix_outer_losses(problem: MetaProblem, eta, key: jax.Array, k_max: int) -
 
     Returns: [k_max].
     """
-    _check_k_max(k_max)
+    _check_int(k_max, "k_max")
     eta = _check_eta(problem, eta)
     return _prefix_outer_losses_jit(problem, eta, key, int(k_max))
 
@@ -226,7 +226,7 @@ def k_step_meta_gradients(
     Returns: [k_max, n_eta]; row k−1 is g_k. Raises ``ValueError`` naming the first k where it is
     non-finite.
     """
-    _check_k_max(k_max)
+    _check_int(k_max, "k_max")
     _check_mode(mode)
     eta = _check_eta(problem, eta)
     return _check_finite(_meta_gradients_jit(problem, eta, key, int(k_max), mode))
@@ -242,10 +242,9 @@ def sample_meta_gradients(
     One compiled function per (problem, k_max, n_seeds, mode), vmapped over seeds.
     Returns: [n_seeds, k_max, n_eta].
     """
-    _check_k_max(k_max)
+    _check_int(k_max, "k_max")
     _check_mode(mode)
-    if isinstance(n_seeds, bool) or not isinstance(n_seeds, (int, np.integer)) or n_seeds < 2:
-        raise ValueError(f"n_seeds must be an integer >= 2, got {n_seeds!r}")
+    _check_int(n_seeds, "n_seeds", minimum=2)
     eta = _check_eta(problem, eta)
     samples = _sample_meta_gradients_jit(problem, eta, key, int(k_max), int(n_seeds), mode)
     return _check_finite(samples)
@@ -253,11 +252,6 @@ def sample_meta_gradients(
 
 # --------------------------------------------------------------------------------------------------
 # Mixing weights (numpy: cheap enough to call on every slider move)
-
-
-def _check_k(k, name: str = "k") -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {k!r}")
 
 
 def _check_unit_interval(value, name: str) -> float:
@@ -269,8 +263,8 @@ def _check_unit_interval(value, name: str) -> float:
 
 def one_hot_weights(k: int, k_max: int) -> np.ndarray:
     """w_j = 1 if j = k else 0, j = 1..k_max: mixing with these gives g_k. [k_max]."""
-    _check_k(k_max, "k_max")
-    _check_k(k)
+    _check_int(k_max, "k_max")
+    _check_int(k, "k")
     if k > k_max:
         raise ValueError(f"k must be <= k_max ({k_max}), got {k}")
     return np.eye(k_max)[k - 1]
@@ -278,13 +272,13 @@ def one_hot_weights(k: int, k_max: int) -> np.ndarray:
 
 def uniform_weights(k: int) -> np.ndarray:
     """w_j = 1/k, j = 1..k. [k]."""
-    _check_k(k)
+    _check_int(k, "k")
     return np.full(k, 1.0 / k)
 
 
 def geometric_weights(k: int, lam: float) -> np.ndarray:
     """w_j ∝ lam^(j−1), j = 1..k, normalised. lam = 0 gives g_1, lam = 1 the uniform mix. [k]."""
-    _check_k(k)
+    _check_int(k, "k")
     lam = _check_unit_interval(lam, "lam")
     raw = lam ** np.arange(k, dtype=float)  # 0.0 ** 0 == 1: lam = 0 puts all weight on g_1
     return raw / raw.sum()
@@ -295,7 +289,7 @@ def lambda_return_weights(k: int, rho: float) -> np.ndarray:
 
     rho = 0 gives g_1, rho = 1 gives g_k; they sum to 1 by construction. [k].
     """
-    _check_k(k)
+    _check_int(k, "k")
     rho = _check_unit_interval(rho, "rho")
     powers = rho ** np.arange(k, dtype=float)
     weights = (1.0 - rho) * powers
@@ -412,7 +406,7 @@ def exact_meta_gradient_paths(problem: MetaProblem, eta, k_max: int) -> tuple[ja
     Returns: probabilities [n_paths] (summing to 1), per_step [n_paths, k_max, n_eta], with
     n_paths = (2·n_arms)^(batch_size·k_max) for the bandit.
     """
-    _check_k_max(k_max)
+    _check_int(k_max, "k_max")
     _check_path_count(problem, k_max)
     eta = _check_eta(problem, eta)
     prob, per_step = _exact_paths_jit(problem, eta, int(k_max))
@@ -440,7 +434,7 @@ def true_meta_gradient(problem: MetaProblem, eta, k: int) -> jax.Array:
 
     Returns: [n_eta].
     """
-    _check_k(k)
+    _check_int(k, "k")
     _check_path_count(problem, k)
     eta = _check_eta(problem, eta)
     return _true_meta_gradient_jit(problem, eta, int(k))

@@ -268,6 +268,14 @@ def test_make_problem_lists_valid_names_and_settings_and_caches():
     np.testing.assert_allclose(problem.hyper_parameters(problem.eta0), [0.5, 0.2], rtol=1e-12)
     assert problem.meta_names == ("log_learning_rate", "entropy_cost")
     assert problem.eta0.dtype == jnp.float64
+    snake = get_problem("snake")
+    assert snake is get_problem("snake")
+    assert snake.meta_names == ("discount", "lambda", "entropy_cost")
+    np.testing.assert_allclose(snake.hyper_parameters(snake.eta0), [0.95, 0.9, 0.01], rtol=1e-12)
+    with pytest.raises(ValueError, match="optimizer"):
+        metagrad.make_problem("snake", optimizer="adam")
+    with pytest.raises(ValueError, match="gamma"):
+        metagrad.make_problem("snake", gamma=1.0)
 
 
 def test_snake_variance_grows_with_k_and_a_geometric_mix_cuts_it():
