@@ -153,6 +153,8 @@ def plot_learning_curves(
         )
     if baseline is not None:
         ax.axhline(baseline, color="grey", linestyle="--", linewidth=1, label=baseline_label)
+    # Environment steps run into the hundreds of thousands: a shared ×10ⁿ keeps tick labels apart.
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4), useMathText=True)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title is not None:
