@@ -21,7 +21,8 @@ agent state. The whole run is one compiled ``lax.scan`` per checkpoint chunk, vm
 
 Command line (see ``python -m course_lib.experiments snake --help``)::
 
-    python -m course_lib.experiments snake --estimators k1,k5,mix5 --seeds 8 --out results/snake.npz
+    python -m course_lib.experiments snake --estimators k1,k5,mix5,fixed5 --seeds 4 \\
+        --out results/snake.npz
 
 Results are a compressed ``.npz`` holding the settings (a JSON string) and every logged series;
 ``load_results`` reads them back. After every chunk the run's state is saved next to ``--out``
@@ -47,15 +48,16 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from course_lib import metagrad, stats
+from course_lib import metagrad, plots, stats
 from course_lib.problems import MetaProblem
 
 Array = jax.Array
-ESTIMATOR_PATTERN = re.compile(r"^(k|mix)(-?\d+)$")
+ESTIMATOR_PATTERN = re.compile(r"^(k|mix|fixed)(-?\d+)$")
 PARTIAL_SUFFIX = ".partial.npz"
 
 
@@ -64,33 +66,43 @@ PARTIAL_SUFFIX = ".partial.npz"
 
 
 class Estimator(NamedTuple):
-    """A meta-gradient estimator by name: ``k<K>`` (K-step) or ``mix<K>`` (geometric mix, 1..K)."""
+    """A meta-gradient estimator by name: ``k<K>`` (K-step), ``mix<K>`` (geometric mix of g_1..g_K)
+    or ``fixed<K>``, the control: the same blocks of K inner updates with η never updated."""
 
     name: str
     k: int
-    mixing: bool
+    kind: str  # "k", "mix" or "fixed"
+
+    @property
+    def tunes(self) -> bool:
+        """False for the ``fixed`` control, whose meta-gradient is never used."""
+        return self.kind != "fixed"
 
     def weights(self, k_max: int, mix_lambda: float) -> np.ndarray:
-        """Weights over g_1..g_{k_max}, zero beyond K: one-hot at K or ∝ λ_mix^(k−1). [k_max]."""
-        if self.mixing:
+        """Weights over g_1..g_{k_max}, zero beyond K: one-hot at K, ∝ λ_mix^(k−1), or all zero
+        (fixed: ĝ = 0, so Adam leaves η where it is). [k_max]."""
+        if self.kind == "mix":
             w = metagrad.geometric_weights(self.k, mix_lambda)
-        else:
+        elif self.kind == "k":
             w = metagrad.one_hot_weights(self.k, self.k)
+        else:
+            w = np.zeros(self.k)
         return np.pad(w, (0, k_max - self.k))
 
 
 def parse_estimator(name: str) -> Estimator:
-    """``"k5"`` -> K-step with K = 5, ``"mix5"`` -> geometric mix of g_1..g_5; K must be >= 1."""
+    """``"k5"`` -> K-step with K = 5, ``"mix5"`` -> geometric mix of g_1..g_5, ``"fixed5"`` -> the
+    control with η held fixed; K must be >= 1."""
     match = ESTIMATOR_PATTERN.match(str(name).strip())
     if match is None:
         raise ValueError(
-            f"unknown estimator {name!r}: use k<K> (K-step, e.g. k1, k5) or mix<K> (mixing, "
-            "e.g. mix5)"
+            f"unknown estimator {name!r}: use k<K> (K-step, e.g. k1, k5), mix<K> (mixing, e.g. "
+            "mix5) or fixed<K> (η never updated, e.g. fixed5)"
         )
     k = int(match.group(2))
     if k < 1:
         raise ValueError(f"K must be >= 1, got {k} in estimator {name!r}")
-    return Estimator(f"{match.group(1)}{k}", k, match.group(1) == "mix")
+    return Estimator(f"{match.group(1)}{k}", k, match.group(1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +124,7 @@ class ExperimentConfig:
       problem: settings for ``metagrad.make_problem("snake", **problem)``.
     """
 
-    estimators: tuple[str, ...] = ("k1", "k5", "mix5")
+    estimators: tuple[str, ...] = ("k1", "k5", "mix5", "fixed5")
     n_seeds: int = 4
     n_checkpoints: int = 16
     rollouts_per_checkpoint: int = 120
@@ -602,6 +614,10 @@ class Results(NamedTuple):
         return self.estimators.index(estimator)
 
 
+STORED_RESULTS = Path(__file__).resolve().parents[1] / "results" / "snake_full.npz"
+"""The full run shipped with the course (``python -m course_lib.experiments snake --estimators
+k1,k5,mix5,fixed5 --seeds 4 --out results/snake_full.npz`` regenerates it)."""
+
 _SAVED = ("env_steps", "episode_return", "eta", "hyper", "samples", "skipped")
 
 
@@ -613,14 +629,17 @@ def measure_estimators(samples: np.ndarray, estimators: Sequence[str], mix_lambd
       estimators: names with K <= k_var.
       mix_lambda: λ_mix of the mixing weights.
     Returns:
-      (variance, snr), each [..., len(estimators)] (``stats.meta_gradient_stats``).
+      (variance, snr), each [..., len(estimators)] (``stats.meta_gradient_stats``); NaN for a
+      ``fixed`` control, which has no meta-gradient.
     """
     samples = np.asarray(samples, dtype=np.float64)
     k_var = samples.shape[-2]
-    weights = np.stack([parse_estimator(e).weights(k_var, mix_lambda) for e in estimators])
+    parsed = [parse_estimator(e) for e in estimators]
+    weights = np.stack([e.weights(k_var, mix_lambda) for e in parsed])
     mixed = np.einsum("fk,...nke->n...fe", weights, samples)  # replicas first, as stats wants
     measured = stats.meta_gradient_stats(mixed)
-    return measured.variance, measured.snr
+    tunes = np.array([e.tunes for e in parsed])
+    return np.where(tunes, measured.variance, np.nan), np.where(tunes, measured.snr, np.nan)
 
 
 def _results(plan: Plan, logs: _Logs) -> Results:
@@ -724,41 +743,226 @@ def variance_by_k(results: Results) -> np.ndarray:
     return measure_estimators(results.samples, names, results.config.mix_lambda)[0]
 
 
+class Headline(NamedTuple):
+    """What the capstone measures, pooled over every run, seed and checkpoint (see ``headline``)."""
+
+    k: int  # the horizon compared: estimators k<k> and mix<k>
+    variance_by_k: np.ndarray  # [k_var] geometric mean of tr Cov(g_k) on every agent state
+    variance_growth: float  # Var(g_K) / Var(g_1), paired on the same samples
+    mixing_cut: float  # Var(k<K>) / Var(mix<K>), paired on the same samples
+    final_return: dict  # estimator -> (mean over seeds, standard error)
+    return_gap: tuple[float, float]  # final return of mix<K> minus k<K>: mean of seed pairs, s.e.
+
+
+def headline(results: Results, k: int | None = None) -> Headline:
+    """The capstone's numbers: does variance grow with K, how much does mixing cut it, and what
+    happens to the return.
+
+    Variances are compared on the same samples (same agent state, same replicas) and summarised by
+    ``variance_ratio`` over every run, seed and checkpoint. Final returns (``final_returns``) of the
+    two estimators are compared seed by seed: seed s of every estimator starts from the same θ_0.
+
+    Args:
+      k: the horizon to compare; default the largest K with both ``k<K>`` and ``mix<K>`` present.
+    """
+    if k is None:
+        both = [parse_estimator(e).k for e in results.estimators if e.startswith("mix")]
+        both = [j for j in both if f"k{j}" in results.estimators]
+        if not both:
+            raise ValueError(f"need k<K> and mix<K> for the same K, got {results.estimators}")
+        k = max(both)
+    k_step, mix = results.index(f"k{k}"), results.index(f"mix{k}")
+    by_k = variance_by_k(results)
+    finals = final_returns(results)
+    return Headline(
+        k=k,
+        variance_by_k=np.exp(np.log(by_k).reshape(-1, by_k.shape[-1]).mean(axis=0)),
+        variance_growth=variance_ratio(by_k[..., k - 1], by_k[..., 0]),
+        mixing_cut=variance_ratio(results.variance[..., k_step], results.variance[..., mix]),
+        final_return={
+            name: paired_difference(np.zeros_like(f), f)
+            for name, f in zip(results.estimators, finals, strict=True)
+        },
+        return_gap=paired_difference(finals[k_step], finals[mix]),
+    )
+
+
+def paired_difference(a, b) -> tuple[float, float]:
+    """Mean of ``b − a`` over paired seeds and its standard error, std(b − a, ddof=1) / √n.
+
+    Seed s of every estimator starts from the same θ_0 and boards, so differences seed by seed
+    cancel what the seeds share. The standard error is 0 with a single pair.
+
+    Args:
+      a, b: [n_seeds] one value per seed (e.g. final returns of two estimators).
+    Returns:
+      (mean, standard error).
+    """
+    diff = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    if diff.ndim != 1 or diff.size == 0:
+        raise ValueError(f"a and b must be [n_seeds] with n_seeds >= 1, got shape {diff.shape}")
+    sem = diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else 0.0
+    return float(diff.mean()), float(sem)
+
+
+def select(results: Results, seeds=None, n_checkpoints: int | None = None) -> Results:
+    """The same results restricted to some ``seeds`` and/or the first ``n_checkpoints`` (a trial).
+
+    Args:
+      seeds: indices of the seeds to keep (default all).
+      n_checkpoints: keep checkpoints 1..n_checkpoints (default all); η keeps η_0 as well.
+    """
+    n_seeds, n_total = results.episode_return.shape[1:]
+    seeds = np.arange(n_seeds) if seeds is None else np.asarray(seeds, dtype=int)
+    if seeds.ndim != 1 or seeds.size == 0 or seeds.min() < 0 or seeds.max() >= n_seeds:
+        raise ValueError(f"seeds must list indices in 0..{n_seeds - 1}, got {seeds!r}")
+    n = n_total if n_checkpoints is None else int(n_checkpoints)
+    if not 1 <= n <= n_total:
+        raise ValueError(f"n_checkpoints must be in 1..{n_total}, got {n_checkpoints!r}")
+    per_run = {
+        name: getattr(results, name)[:, seeds, : n + (name in ("eta", "hyper"))]
+        for name in ("episode_return", "eta", "hyper", "samples", "skipped", "variance", "snr")
+    }
+    return results._replace(env_steps=results.env_steps[:n], **per_run)
+
+
+def debiased_snr(samples) -> np.ndarray:
+    """The SNR with its noise floor removed: (‖ḡ‖² − V/n) / V = SNR − 1/n.
+
+    With n samples, E‖ḡ‖² = ‖E g‖² + tr Cov / n, so the plain SNR ‖ḡ‖² / V of pure noise comes out
+    near 1/n, not 0. Subtracting V/n from the numerator removes that floor (the result can be
+    slightly negative when there is no signal).
+
+    Args:
+      samples: [n, *batch, n_eta] (n >= 2 independent estimates).
+    Returns:
+      [*batch].
+    """
+    samples = np.asarray(samples, dtype=float)
+    return stats.meta_gradient_stats(samples).snr - 1.0 / samples.shape[0]
+
+
+def choose_estimator(trial_snr, ks, threshold: float) -> int:
+    """The practitioner's rule: among the estimators whose trial SNR reaches ``threshold``, scale up
+    the most far-sighted one (largest K; on a tie, the higher SNR). −1 when none qualifies.
+
+    Args:
+      trial_snr: [E] SNR of each estimator measured in a small trial.
+      ks: [E] each estimator's horizon K.
+      threshold: the SNR an estimator must reach.
+    Returns:
+      The index of the chosen estimator, or −1.
+    """
+    trial_snr, ks = np.asarray(trial_snr, dtype=float), np.asarray(ks)
+    if trial_snr.shape != ks.shape or trial_snr.ndim != 1:
+        raise ValueError(f"trial_snr and ks must both be [E], got {trial_snr.shape} and {ks.shape}")
+    accepted = np.flatnonzero(trial_snr >= threshold)
+    if accepted.size == 0:
+        return -1
+    return int(max(accepted, key=lambda e: (ks[e], trial_snr[e])))
+
+
 class Decision(NamedTuple):
     """The practitioner's rule applied to a trial of the first ``trial_checkpoints`` checkpoints."""
 
-    trial_snr: dict  # estimator -> median SNR of its own runs over the trial
+    trial_env_steps: int  # environment steps per agent spent in the trial
+    trial_snr: dict  # estimator -> mean debiased SNR of its own runs over the trial (fixed: none)
     accepted: tuple[str, ...]  # estimators whose trial SNR reached the threshold
-    chosen: str | None  # the most far-sighted accepted estimator (largest K; mixing on ties)
+    chosen: str | None  # ``choose_estimator``'s pick; None: keep the hand-set hyper-parameters
     final_return: dict  # estimator -> mean final return over seeds, in the full run
 
 
-def trial_decision(results: Results, snr_threshold: float, trial_checkpoints: int) -> Decision:
-    """Accept the estimators whose meta-gradient SNR, measured early, reaches ``snr_threshold``.
+def own_snr(results: Results) -> dict[str, np.ndarray]:
+    """``debiased_snr`` of each self-tuning run's own meta-gradient, per seed and checkpoint.
 
-    Each estimator's trial SNR is the median over seeds and the first ``trial_checkpoints``
-    checkpoints of the SNR of its own runs (``snr[e, :, :trial, e]``). Among the accepted ones the
-    rule scales up the most far-sighted (largest K; at equal K, mixing). ``final_return`` says how
-    each would have turned out by the end of the stored run.
+    Returns:
+      {estimator: [n_seeds, n_checkpoints]} for every estimator except the fixed controls.
+    """
+    snr = {}
+    for e, estimator in enumerate(map(parse_estimator, results.estimators)):
+        if estimator.tunes:
+            weights = estimator.weights(results.samples.shape[-2], results.config.mix_lambda)
+            own = np.einsum("k,...nke->n...e", weights, results.samples[e])
+            snr[estimator.name] = debiased_snr(own)
+    return snr
+
+
+def trial_decision(results: Results, snr_threshold: float, trial_checkpoints: int) -> Decision:
+    """Decide from the first ``trial_checkpoints`` checkpoints which estimator to scale up.
+
+    Each estimator's trial SNR is ``own_snr`` averaged over seeds and the trial's checkpoints;
+    ``choose_estimator`` picks among those reaching ``snr_threshold``. ``final_return`` tells how
+    each choice turned out by the end of the stored run.
     """
     n_checkpoints = results.snr.shape[2]
     if isinstance(trial_checkpoints, bool) or not 1 <= int(trial_checkpoints) <= n_checkpoints:
         raise ValueError(
             f"trial_checkpoints must be in 1..{n_checkpoints}, got {trial_checkpoints!r}"
         )
-    if not snr_threshold >= 0:
-        raise ValueError(f"snr_threshold must be >= 0, got {snr_threshold!r}")
     trial = int(trial_checkpoints)
-    trial_snr = {
-        name: float(np.nanmedian(results.snr[e, :, :trial, e]))
-        for e, name in enumerate(results.estimators)
-    }
-    accepted = tuple(name for name, snr in trial_snr.items() if snr >= snr_threshold)
-    parsed = [parse_estimator(name) for name in accepted]
-    chosen = max(parsed, key=lambda e: (e.k, e.mixing)).name if parsed else None
+    snr = {name: float(np.mean(v[:, :trial])) for name, v in own_snr(results).items()}
+    ks = [parse_estimator(name).k for name in snr]
+    chosen = choose_estimator(list(snr.values()), ks, snr_threshold)
     finals = final_returns(results).mean(axis=1)
-    final_return = dict(zip(results.estimators, finals.tolist(), strict=True))
-    return Decision(trial_snr, accepted, chosen, final_return)
+    return Decision(
+        trial_env_steps=int(results.env_steps[trial - 1]),
+        trial_snr=snr,
+        accepted=tuple(name for name, value in snr.items() if value >= snr_threshold),
+        chosen=None if chosen < 0 else list(snr)[chosen],
+        final_return=dict(zip(results.estimators, finals.tolist(), strict=True)),
+    )
+
+
+def plot_runs(results: Results, estimators: Sequence[str] | None = None, band: str = "sem"):
+    """Six panels over environment steps, mean ± ``band`` across seeds for each estimator: return;
+    the variance (log₁₀ tr Cov) and SNR of each run's own meta-gradient, with the SNR that pure
+    noise would show (1/n for n replicas) dashed; and the three hyper-parameters η maps to.
+
+    Returns the matplotlib figure.
+    """
+    names = list(results.estimators if estimators is None else estimators)
+    fig, axes = plt.subplots(2, 3, figsize=(14, 6.5), layout="constrained")
+    steps = results.env_steps / 1e3
+    x_label = "environment steps (thousands)"
+    for name in names:
+        e = results.index(name)
+        color = f"C{e}"
+        plots.plot_mean_band(
+            axes[0, 0], results.episode_return[e], steps, band=band, label=name, color=color
+        )
+        if parse_estimator(name).tunes:
+            plots.plot_mean_band(
+                axes[0, 1],
+                np.log10(results.variance[e, :, :, e]),
+                steps,
+                band=band,
+                label=name,
+                color=color,
+            )
+            plots.plot_mean_band(
+                axes[0, 2], results.snr[e, :, :, e], steps, band=band, label=name, color=color
+            )
+        for i, ax in enumerate(axes[1]):
+            plots.plot_mean_band(
+                ax,
+                results.hyper[e, :, :, i],
+                np.concatenate([[0], steps]),
+                band=band,
+                label=name,
+                color=color,
+            )
+    axes[0, 2].axhline(
+        1 / results.samples.shape[3], color="grey", linestyle="--", label="pure noise (1/n)"
+    )
+    titles = ["mean episode return", "variance of own meta-gradient", "SNR of own meta-gradient"]
+    y_labels = ["return", "log₁₀ tr Cov(ĝ)", "‖E ĝ‖² / tr Cov(ĝ)"]
+    titles += [f"{name} (hyper-parameter)" for name in results.meta_names]
+    y_labels += ["γ", "λ", "entropy cost"][: len(results.meta_names)]
+    for ax, title, y_label in zip(axes.flat, titles, y_labels, strict=True):
+        ax.set(title=title, xlabel=x_label, ylabel=y_label)
+    axes[0, 0].legend(fontsize="small")
+    axes[0, 2].legend(fontsize="small")
+    return fig
 
 
 # --------------------------------------------------------------------------------------------------
@@ -774,8 +978,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     snake = sub.add_parser("snake", help="self-tuning actor-critic agents on Snake")
     snake.add_argument(
         "--estimators",
-        default="k1,k5,mix5",
-        help="comma-separated k<K> (K-step) and mix<K> (mixing) names (default k1,k5,mix5)",
+        default="k1,k5,mix5,fixed5",
+        help="comma-separated k<K> (K-step), mix<K> (mixing) and fixed<K> (η never updated) "
+        "names (default k1,k5,mix5,fixed5)",
     )
     snake.add_argument("--seeds", type=int, default=None, help="agents per estimator")
     snake.add_argument("--checkpoints", type=int, default=None, help="how many times to log")

@@ -15,7 +15,7 @@ from course_lib.experiments import ExperimentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ExperimentConfig(
-    estimators=("k2", "mix2"),
+    estimators=("k2", "mix2", "fixed2"),
     n_seeds=2,
     n_checkpoints=2,
     rollouts_per_checkpoint=3,
@@ -40,9 +40,9 @@ def tiny_run(tmp_path_factory):
 
 def test_every_logged_series_has_its_shape_and_is_finite(tiny_run):
     out, results = tiny_run
-    n_est, n_seeds, n_ckpt, n_var, k_var = 2, 2, 2, 3, 2
+    n_est, n_seeds, n_ckpt, n_var, k_var = 3, 2, 2, 3, 2
     n_eta = len(results.meta_names)
-    assert results.estimators == ("k2", "mix2") and n_eta == 3
+    assert results.estimators == ("k2", "mix2", "fixed2") and n_eta == 3
     expected = {
         "env_steps": (n_ckpt,),
         "episode_return": (n_est, n_seeds, n_ckpt),
@@ -56,12 +56,17 @@ def test_every_logged_series_has_its_shape_and_is_finite(tiny_run):
     for name, shape in expected.items():
         value = getattr(results, name)
         assert value.shape == shape, name
-        assert np.all(np.isfinite(value)), name
+        # the fixed control has no meta-gradient of its own to measure: NaN there, finite elsewhere
+        measured = value[..., :2] if name in ("variance", "snr") else value
+        assert np.all(np.isfinite(measured)), name
+    assert np.all(np.isnan(results.variance[..., 2])) and np.all(np.isnan(results.snr[..., 2]))
+    assert np.all(np.isfinite(results.episode_return)) and np.all(results.episode_return >= 0)
     # 3 rollouts of 3 steps on 2 boards per checkpoint, outer rollouts included
     np.testing.assert_array_equal(results.env_steps, [18, 36])
-    assert np.all(results.variance > 0) and np.all(results.skipped == 0)
-    # η moved, and the hyper-parameters are what η maps to: γ = sigmoid(η_0), c_ent = exp(η_2)
-    assert np.all(results.eta[:, :, -1] != results.eta[:, :, 0])
+    assert np.all(results.variance[..., :2] > 0) and np.all(results.skipped == 0)
+    # η moved except in the control, and the hyper-parameters are what η maps to
+    assert np.all(results.eta[:2, :, -1] != results.eta[:2, :, 0])
+    np.testing.assert_array_equal(results.eta[2], np.broadcast_to(results.eta[2, :, :1], (2, 3, 3)))
     np.testing.assert_allclose(
         results.hyper[..., 0], 1 / (1 + np.exp(-results.eta[..., 0])), rtol=1e-5
     )
@@ -72,7 +77,8 @@ def test_every_logged_series_has_its_shape_and_is_finite(tiny_run):
     for name in expected:
         np.testing.assert_array_equal(getattr(loaded, name), getattr(results, name))
     sidecar = json.loads(out.with_suffix(".json").read_text())
-    assert sidecar["settings"]["estimators"] == ["k2", "mix2"] and sidecar["compute_seconds"] > 0
+    assert sidecar["settings"]["estimators"] == list(TINY.estimators)
+    assert sidecar["compute_seconds"] > 0
     assert not experiments.partial_path(out).exists()
 
 
@@ -80,7 +86,7 @@ def test_variance_and_snr_are_measured_from_the_samples_as_numpy_says(tiny_run):
     _, results = tiny_run
     samples = results.samples.astype(np.float64)  # [E, S, C, n, k, eta]
     mix = np.array([2 / 3, 1 / 3])  # geometric weights, λ_mix = 0.5, K = 2
-    for f, estimator in enumerate(results.estimators):
+    for f, estimator in enumerate(results.estimators[:2]):
         g = samples[..., 1, :] if estimator == "k2" else np.einsum("k,...ke->...e", mix, samples)
         variance = g.var(axis=-2, ddof=1).sum(-1)
         snr = (g.mean(axis=-2) ** 2).sum(-1) / variance
@@ -171,3 +177,98 @@ def test_the_block_gives_the_engines_meta_gradients_from_any_state():
     ):
         np.testing.assert_allclose(host(got), host(want), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(totals, finished, rtol=1e-6)
+
+
+def test_variance_ratio_is_the_geometric_mean_of_paired_ratios():
+    a = np.array([[1.0, 8.0], [2.0, np.nan]])
+    b = np.array([[2.0, 1.0], [1.0, 5.0]])
+    # pairs (1, 2), (8, 1), (2, 1): ratios 1/2, 8, 2 -> (1/2 · 8 · 2)^(1/3) = 2; NaN pair skipped
+    assert experiments.variance_ratio(a, b) == pytest.approx(2.0)
+    assert experiments.variance_ratio(b, a) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no finite positive entries"):
+        experiments.variance_ratio([np.nan], [1.0])
+
+
+def test_debiased_snr_removes_the_noise_floor_of_pure_noise():
+    rng = np.random.default_rng(0)
+    n = 24  # replicas per checkpoint in the stored run
+    noise = rng.normal(size=(n, 20_000, 3))  # 20,000 sets of n zero-mean samples
+    plain = ((noise.mean(0) ** 2).sum(-1) / noise.var(0, ddof=1).sum(-1)).mean()
+    assert plain == pytest.approx(1 / n, rel=0.05)  # pure noise looks like SNR ≈ 1/n
+    assert abs(experiments.debiased_snr(noise).mean()) < 0.1 / n
+    shifted = noise + np.array([1.0, 0.0, 0.0])  # true SNR = 1 / 3
+    assert experiments.debiased_snr(shifted).mean() == pytest.approx(1 / 3, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "snr, ks, threshold, chosen",
+    [
+        ([0.1, 0.02, 0.05], [1, 5, 5], 0.03, 2),  # k5 fails, mix5 (K = 5) beats k1 (K = 1)
+        ([0.1, 0.06, 0.05], [1, 5, 5], 0.03, 1),  # equal K: the higher SNR
+        ([0.1, 0.02, 0.01], [1, 5, 5], 0.03, 0),  # only the one-step estimator is stable
+        ([0.01, 0.02, np.nan], [1, 5, 5], 0.03, -1),  # none: keep the hand-set values
+    ],
+)
+def test_choose_estimator_scales_the_most_far_sighted_stable_one(snr, ks, threshold, chosen):
+    assert experiments.choose_estimator(snr, ks, threshold) == chosen
+
+
+def test_trial_decision_reads_the_trial_and_reports_every_outcome(tiny_run):
+    _, results = tiny_run
+    decision = experiments.trial_decision(results, snr_threshold=-np.inf, trial_checkpoints=1)
+    assert set(decision.trial_snr) == {"k2", "mix2"} and decision.trial_env_steps == 18
+    assert decision.accepted == ("k2", "mix2") and decision.chosen in ("k2", "mix2")
+    assert set(decision.final_return) == {"k2", "mix2", "fixed2"}
+    assert experiments.trial_decision(results, np.inf, 2).chosen is None
+    with pytest.raises(ValueError, match="trial_checkpoints must be in 1..2"):
+        experiments.trial_decision(results, 0.1, 3)
+
+
+def test_the_stored_full_run_supports_what_lesson_06_states():
+    """Recompute lesson 06's claims from the raw arrays of ``results/snake_full.npz`` with plain
+    numpy, check them, and check that ``experiments.headline`` (what the lesson prints) agrees."""
+    path = ROOT / "results" / "snake_full.npz"
+    with np.load(path, allow_pickle=False) as data:
+        settings = json.loads(str(data["settings"]))
+        samples = data["samples"].astype(np.float64)  # [E, S, C, n, k, eta]
+        episode_return = data["episode_return"].astype(np.float64)  # [E, S, C]
+    names, k = settings["estimators"], 5
+    k_step, mix, control = names.index("k5"), names.index("mix5"), names.index("fixed5")
+
+    def trace_variance(g):  # g: [..., n, eta] -> [...]
+        return g.var(axis=-2, ddof=1).sum(-1)
+
+    var_k = trace_variance(np.moveaxis(samples, 4, 3))  # [E, S, C, k]: every g_k on every state
+    weights = settings["mix_lambda"] ** np.arange(k)
+    var_mix = trace_variance(np.einsum("k,rscnke->rscne", weights / weights.sum(), samples))
+    log_var_k = np.log(var_k).reshape(-1, var_k.shape[-1]).mean(0)
+    growth = np.exp(log_var_k[k - 1] - log_var_k[0])
+    cut = np.exp(np.mean(np.log(var_k[..., k - 1]) - np.log(var_mix)))
+    n_last = round(0.25 * episode_return.shape[-1])
+    finals = episode_return[..., -n_last:].mean(-1)  # [E, S]
+
+    def paired(a, b):
+        d = finals[b] - finals[a]
+        return d.mean(), d.std(ddof=1) / np.sqrt(d.size)
+
+    # §6 of the lesson: variance grows with K, at every step of K
+    assert growth > 3 and np.all(np.diff(log_var_k) > 0), (growth, log_var_k)
+    # mixing cuts it, by more than the paper's 3x overall and at every checkpoint
+    assert cut > 3, cut
+    per_checkpoint = np.exp(np.mean(np.log(var_k[..., k - 1]) - np.log(var_mix), axis=(0, 1)))
+    assert np.all(per_checkpoint > 1), per_checkpoint
+    # the mixing agent's return is no worse than the 5-step agent's (within one standard error)
+    gap, gap_sem = paired(k_step, mix)
+    assert gap > -gap_sem, (gap, gap_sem)
+    # and no K = 5 self-tuning agent beats the fixed control by two standard errors
+    for run in (k_step, mix):
+        diff, sem = paired(control, run)
+        assert diff < 2 * sem, (names[run], diff, sem)
+
+    head = experiments.headline(experiments.load_results(path))
+    assert head.k == k
+    assert head.variance_growth == pytest.approx(growth, rel=1e-6)
+    assert head.mixing_cut == pytest.approx(cut, rel=1e-6)
+    assert head.return_gap == pytest.approx((gap, gap_sem), abs=1e-5)  # returns are float32
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["settings"] == settings and sidecar["compute_seconds"] > 0
