@@ -353,10 +353,16 @@ def make_train(env: SnakeEnv, config: TrainConfig | None = None) -> Callable:
             env_state, traj = rollout(
                 env, state.params, state.env_state, step_key, config.rollout_len
             )
-            grads, aux = jax.grad(a2c_loss, has_aux=True)(state.params, traj, hyper)
+            (loss, aux), grads = jax.value_and_grad(a2c_loss, has_aux=True)(
+                state.params, traj, hyper
+            )
             updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
             params = optax.apply_updates(state.params, updates)
-            metrics = {"episode_return": mean_finished_return(traj), "entropy": aux["entropy"]}
+            metrics = {
+                "episode_return": mean_finished_return(traj),
+                "loss": loss,
+                "entropy": aux["entropy"],
+            }
             return TrainState(params, opt_state, env_state), metrics
 
         return jax.lax.scan(update, state, jax.random.split(k_run, config.n_updates))

@@ -42,12 +42,30 @@ GRID_RANGE = (6, 12)
 N_ACTIONS = 4  # up, right, down, left
 
 
+def _flat(grid: jax.Array, action_mask: jax.Array, time_left: jax.Array) -> jax.Array:
+    """[..., R, C, 5], [..., 4], [...] -> [..., R*C*5 + 4 + 1]."""
+    planes = grid.reshape(*grid.shape[:-3], -1)
+    return jnp.concatenate(
+        [planes, action_mask.astype(planes.dtype), time_left[..., None].astype(planes.dtype)], -1
+    )
+
+
 class SnakeState(NamedTuple):
-    """Batched environment state. ``obs``: [n_envs, obs_dim]; ``episode_return``: [n_envs]."""
+    """Batched environment state; ``obs`` [n_envs, obs_dim], ``episode_return`` [n_envs].
+
+    The observation is kept in jumanji's parts and flattened where it is read: carrying the flat
+    [n_envs, obs_dim] copy through a ``lax.scan`` made every step about 40% slower on a CPU.
+    """
 
     env_state: Any
-    obs: jax.Array
+    grid: jax.Array
+    action_mask: jax.Array
+    time_left: jax.Array
     episode_return: jax.Array
+
+    @property
+    def obs(self) -> jax.Array:
+        return _flat(self.grid, self.action_mask, self.time_left)
 
 
 class SnakeStep(NamedTuple):
@@ -83,10 +101,11 @@ def flatten_observation(observation, time_limit: int) -> jax.Array:
 
     Shapes: grid [..., R, C, 5], action_mask [..., 4], step_count [...] -> [..., R*C*5 + 4 + 1].
     """
-    grid = observation.grid.reshape(*observation.grid.shape[:-3], -1)
-    mask = observation.action_mask.astype(grid.dtype)
-    time_left = 1.0 - observation.step_count.astype(grid.dtype)[..., None] / time_limit
-    return jnp.concatenate([grid, mask, time_left], axis=-1)
+    return _flat(observation.grid, observation.action_mask, _time_left(observation, time_limit))
+
+
+def _time_left(observation, time_limit: int) -> jax.Array:
+    return 1.0 - observation.step_count.astype(jnp.float32) / time_limit
 
 
 def make_snake(grid: int = 6, time_limit: int = 500, n_envs: int = 64) -> SnakeEnv:
@@ -111,25 +130,29 @@ def make_snake(grid: int = 6, time_limit: int = 500, n_envs: int = 64) -> SnakeE
     batched = jumanji_wrappers.VmapAutoResetWrapper(raw)
     obs_dim = grid * grid * 5 + N_ACTIONS + 1
 
-    def observe(observation) -> jax.Array:
-        return flatten_observation(observation, time_limit)
+    def state_of(env_state, observation, episode_return) -> SnakeState:
+        time_left = _time_left(observation, time_limit)
+        return SnakeState(
+            env_state, observation.grid, observation.action_mask, time_left, episode_return
+        )
 
     def reset(key: jax.Array) -> SnakeState:
         env_state, timestep = batched.reset(jax.random.split(key, n_envs))
-        return SnakeState(env_state, observe(timestep.observation), jnp.zeros(n_envs))
+        return state_of(env_state, timestep.observation, jnp.zeros(n_envs))
 
     def step(state: SnakeState, actions: jax.Array) -> tuple[SnakeState, SnakeStep]:
         env_state, timestep = batched.step(state.env_state, actions)
         done = timestep.last()
         running = state.episode_return + timestep.reward
+        next_state = state_of(env_state, timestep.observation, jnp.where(done, 0.0, running))
         out = SnakeStep(
-            obs=observe(timestep.observation),
+            obs=next_state.obs,
             reward=timestep.reward,
             discount=timestep.discount,
             done=done,
             finished_return=jnp.where(done, running, 0.0),
         )
-        return SnakeState(env_state, out.obs, jnp.where(done, 0.0, running)), out
+        return next_state, out
 
     return SnakeEnv(reset, step, n_envs, grid, time_limit, obs_dim, N_ACTIONS, raw)
 
