@@ -24,6 +24,7 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
+from course_lib import grading
 from course_lib.make_notebooks import BEGIN, END, STUB, has_solution, learner_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +33,9 @@ LESSONS = sorted(
     for path in (ROOT / "solutions").glob("*.ipynb")
     if any(has_solution(cell.source) for cell in nbformat.read(path, as_version=4).cells)
 )
-CHECK_CALL = re.compile(r"\bcheck_\w+\(")  # grading.check_x(...) or an imported check_x(...)
+# grading.check_x(...) or an imported check_x(...): graded checks only (not, say, check_grads).
+GRADED_CHECKS = sorted(name for name in grading.__all__ if name.startswith("check_"))
+CHECK_CALL = re.compile(r"\b(?:" + "|".join(GRADED_CHECKS) + r")\(")
 
 
 class _ThisPython(KernelSpecManager):
