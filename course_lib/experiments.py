@@ -167,13 +167,14 @@ def quick_config(**overrides) -> ExperimentConfig:
 
 def full_config(**overrides) -> ExperimentConfig:
     """The course's stored run: the defaults of ``ExperimentConfig`` (6x6 boards, 32 per agent,
-    614,400 environment steps per agent; about half an hour on 2 CPU cores)."""
+    614,400 environment steps per agent; 8.4 minutes on 2 CPU cores, see
+    ``results/snake_full.json``)."""
     return ExperimentConfig(**overrides)
 
 
-def _check_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+def _check_int(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 class Plan(NamedTuple):
@@ -195,19 +196,11 @@ def make_plan(config: ExperimentConfig) -> Plan:
     names = [e.name for e in estimators]
     if len(set(names)) != len(names):
         raise ValueError(f"estimators must not repeat, got {names}")
-    _check_positive_int("n_seeds (--seeds)", config.n_seeds)
-    _check_positive_int("n_checkpoints", config.n_checkpoints)
-    _check_positive_int("rollouts_per_checkpoint", config.rollouts_per_checkpoint)
-    if (
-        isinstance(config.seed, bool)
-        or not isinstance(config.seed, (int, np.integer))
-        or config.seed < 0
-    ):
-        raise ValueError(f"seed must be an integer >= 0, got {config.seed!r}")
-    if isinstance(config.n_variance_samples, bool) or config.n_variance_samples < 2:
-        raise ValueError(
-            f"n_variance_samples must be an integer >= 2, got {config.n_variance_samples!r}"
-        )
+    _check_int("n_seeds (--seeds)", config.n_seeds)
+    _check_int("n_checkpoints (--checkpoints)", config.n_checkpoints)
+    _check_int("rollouts_per_checkpoint", config.rollouts_per_checkpoint)
+    _check_int("n_variance_samples", config.n_variance_samples, minimum=2)
+    _check_int("seed (--seed)", config.seed, minimum=0)
     if not 0.0 <= config.mix_lambda <= 1.0:
         raise ValueError(f"mix_lambda must be in [0, 1], got {config.mix_lambda!r}")
     if not config.meta_learning_rate > 0 or not config.meta_clip > 0:
@@ -218,9 +211,13 @@ def make_plan(config: ExperimentConfig) -> Plan:
     problem = metagrad.make_problem("snake", **config.problem)
     ks = sorted({e.k for e in estimators})
     groups = tuple((k, tuple(i for i, e in enumerate(estimators) if e.k == k)) for k in ks)
-    block = math.lcm(*(k + 1 for k in ks))
-    rollouts = block * math.ceil(config.rollouts_per_checkpoint / block)
-    return Plan(config, estimators, groups, max(ks), rollouts, problem)
+    return Plan(config, estimators, groups, max(ks), _rollouts_per_checkpoint(config), problem)
+
+
+def _rollouts_per_checkpoint(config: ExperimentConfig) -> int:
+    """``config.rollouts_per_checkpoint`` rounded up to a multiple of every estimator's K + 1."""
+    block = math.lcm(*(parse_estimator(name).k + 1 for name in config.estimators))
+    return block * math.ceil(config.rollouts_per_checkpoint / block)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,7 +262,7 @@ def meta_gradient_block(problem: MetaProblem, state, eta: Array, key: Array, k: 
 
 
 # --------------------------------------------------------------------------------------------------
-# A checkpoint chunk: n_updates meta-updates, then variance samples from the frozen agent
+# A checkpoint chunk of meta-updates, and the variance samples drawn from the frozen agents
 
 
 class RunState(NamedTuple):
@@ -298,10 +295,10 @@ def make_chunk(
     """Compile ``chunk(runs, weights) -> (runs, logs)``: ``n_updates`` meta-updates of block k.
 
     ``runs``: a ``RunState`` with a leading [n_runs] axis; ``weights`` [n_runs, k] (one-hot for the
-    K-step estimator, geometric for mixing: arrays, so estimators of the same K share one compiled
-    function). ``logs``: a ``ChunkLog`` with leading [n_runs]. The function is a ``lax.scan`` over
-    meta-updates, vmapped over runs; update u of a run uses ``fold_in(fold_in(run key, 0), u)``, so
-    how a run is cut into chunks never changes its numbers.
+    K-step estimator, geometric for mixing, zeros for the fixed control: arrays, so estimators of
+    the same K share one compiled function). ``logs``: a ``ChunkLog`` with leading [n_runs]. The
+    function is a ``lax.scan`` over meta-updates, vmapped over runs; update u of a run uses
+    ``fold_in(fold_in(run key, 0), u)``, so how a run is cut into chunks never changes its numbers.
     """
     meta_optimizer = make_meta_optimizer(meta_learning_rate, meta_clip)
 
@@ -722,6 +719,11 @@ def final_returns(results: Results, fraction: float = 0.25) -> np.ndarray:
     return np.nanmean(results.episode_return[..., -n_last:], axis=-1)
 
 
+def steps_per_rollout(results: Results) -> int:
+    """Environment steps in one rollout (``rollout_len x n_envs``) of the run behind ``results``."""
+    return int(results.env_steps[0]) // _rollouts_per_checkpoint(results.config)
+
+
 def variance_ratio(variance_a, variance_b) -> float:
     """How many times larger ``variance_a`` is than ``variance_b``, paired entry by entry.
 
@@ -803,27 +805,6 @@ def paired_difference(a, b) -> tuple[float, float]:
         raise ValueError(f"a and b must be [n_seeds] with n_seeds >= 1, got shape {diff.shape}")
     sem = diff.std(ddof=1) / np.sqrt(diff.size) if diff.size > 1 else 0.0
     return float(diff.mean()), float(sem)
-
-
-def select(results: Results, seeds=None, n_checkpoints: int | None = None) -> Results:
-    """The same results restricted to some ``seeds`` and/or the first ``n_checkpoints`` (a trial).
-
-    Args:
-      seeds: indices of the seeds to keep (default all).
-      n_checkpoints: keep checkpoints 1..n_checkpoints (default all); η keeps η_0 as well.
-    """
-    n_seeds, n_total = results.episode_return.shape[1:]
-    seeds = np.arange(n_seeds) if seeds is None else np.asarray(seeds, dtype=int)
-    if seeds.ndim != 1 or seeds.size == 0 or seeds.min() < 0 or seeds.max() >= n_seeds:
-        raise ValueError(f"seeds must list indices in 0..{n_seeds - 1}, got {seeds!r}")
-    n = n_total if n_checkpoints is None else int(n_checkpoints)
-    if not 1 <= n <= n_total:
-        raise ValueError(f"n_checkpoints must be in 1..{n_total}, got {n_checkpoints!r}")
-    per_run = {
-        name: getattr(results, name)[:, seeds, : n + (name in ("eta", "hyper"))]
-        for name in ("episode_return", "eta", "hyper", "samples", "skipped", "variance", "snr")
-    }
-    return results._replace(env_steps=results.env_steps[:n], **per_run)
 
 
 def debiased_snr(samples) -> np.ndarray:

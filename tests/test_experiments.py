@@ -63,6 +63,7 @@ def test_every_logged_series_has_its_shape_and_is_finite(tiny_run):
     assert np.all(np.isfinite(results.episode_return)) and np.all(results.episode_return >= 0)
     # 3 rollouts of 3 steps on 2 boards per checkpoint, outer rollouts included
     np.testing.assert_array_equal(results.env_steps, [18, 36])
+    assert experiments.steps_per_rollout(results) == 6
     assert np.all(results.variance[..., :2] > 0) and np.all(results.skipped == 0)
     # η moved except in the control, and the hyper-parameters are what η maps to
     assert np.all(results.eta[:2, :, -1] != results.eta[:2, :, 0])
