@@ -230,35 +230,16 @@ def _episode_totals(batch) -> Array:
 
 
 def meta_gradient_block(problem: MetaProblem, state, eta: Array, key: Array, k: int):
-    """One meta-gradient block from ``state`` (not ``problem.init_state``).
-
-    The same prefix structure and key schedule as ``metagrad.k_step_meta_gradients`` (which starts
-    from the problem's initial state and returns only the gradients).
-
-    Forward mode (``jax.jacfwd`` through a ``lax.scan``; memory does not grow with k). Trajectories
-    are sampled on stop_gradient(θ) and held fixed.
+    """One meta-gradient block from ``state``: ``metagrad.meta_gradient_pass`` plus episode totals.
 
     Returns:
       per_step [k, n_eta] (row j−1 is g_j), the state after k inner updates and the outer rollout,
       episode totals [2] (sum of finished-episode returns, their number) over the k + 1 rollouts.
     """
-
-    def prefix_losses(eta):
-        batch, s = problem.sample(state, jax.random.fold_in(key, 0))
-
-        def step(carry, j):
-            s, batch, totals = carry
-            s = problem.inner_update(s, batch, eta)
-            batch, s = problem.sample(s, jax.random.fold_in(key, j))
-            return (s, batch, totals + _episode_totals(batch)), problem.outer_loss(s, batch)
-
-        (s, _, totals), losses = jax.lax.scan(
-            step, (s, batch, _episode_totals(batch)), jnp.arange(1, k + 1)
-        )
-        return losses, (s, totals)
-
-    per_step, (final_state, totals) = jax.jacfwd(prefix_losses, has_aux=True)(eta)
-    return per_step, final_state, totals
+    per_step, final_state, totals = metagrad.meta_gradient_pass(
+        problem, state, eta, key, k, summarize=_episode_totals
+    )
+    return per_step, final_state, totals.sum(axis=0)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -110,9 +110,10 @@ def _check_finite(per_step, what: str = "meta-gradient"):
 # One pass over the inner updates
 
 
-def _start(problem: MetaProblem, key: jax.Array):
-    """τ_0 ~ π_{θ_0} and the state after drawing it."""
-    return problem.sample(problem.init_state, jax.random.fold_in(key, 0))
+def _start(problem: MetaProblem, key: jax.Array, state=None):
+    """τ_0 ~ π_{θ_0} and the state after drawing it (from ``problem.init_state`` by default)."""
+    state = problem.init_state if state is None else state
+    return problem.sample(state, jax.random.fold_in(key, 0))
 
 
 def _prefix_outer_losses(problem: MetaProblem, eta, key, k_max: int) -> jax.Array:
@@ -132,14 +133,31 @@ def _is_differentiable(leaf) -> bool:
 
 
 def _forward_meta_gradients(problem: MetaProblem, eta, key, k_max: int) -> jax.Array:
-    """Carry the state and its tangents dstate/dη through a scan; emit g_k = dL_k/dη each step.
+    return meta_gradient_pass(problem, None, eta, key, k_max)[0]
+
+
+def meta_gradient_pass(problem: MetaProblem, state, eta, key, k_max: int, summarize=None):
+    """All prefix meta-gradients from ``state``, in forward mode, plus where the pass ends.
+
+    Traceable (no argument checks), for callers that keep training from the returned state, such
+    as ``course_lib.experiments``: the same prefix structure and key schedule as
+    ``k_step_meta_gradients``, which is this pass from ``problem.init_state``.
+
+    Args:
+      state: the state to start from (None: ``problem.init_state``).
+      summarize: optional ``batch -> pytree``, applied to every sampled batch τ_0..τ_{k_max}.
+    Returns:
+      (per_step [k_max, n_eta], the state after k_max updates and the last rollout,
+       summaries stacked [k_max + 1, ...] or None).
+
+    Carry the state and its tangents dstate/dη through a scan; emit g_k = dL_k/dη each step.
 
     Per step: push the tangents through U with one jvp per meta-parameter (vmapped over the identity
     basis; the primal is computed once), sample τ_k outside the jvp (acting sees stop_gradient(θ),
     and sampling changes only the environment, so the tangents carry over), then push them through
     L_out. Integer leaves (env counters, actions, PRNG keys) carry no tangent.
     """
-    batch, state = _start(problem, key)
+    batch, state = _start(problem, key, state)
     leaves, treedef = jax.tree_util.tree_flatten(state)
     mask = [_is_differentiable(leaf) for leaf in leaves]
 
@@ -173,11 +191,17 @@ def _forward_meta_gradients(problem: MetaProblem, eta, key, k_max: int) -> jax.A
             outer = lambda diff: problem.outer_loss(merge(diff, rest), batch)
             return jax.jvp(outer, (diff,), (diff_tangent,))[1]
 
-        return (state, batch, tangents), jax.vmap(push_outer)(tangents)
+        summary = None if summarize is None else summarize(batch)
+        return (state, batch, tangents), (jax.vmap(push_outer)(tangents), summary)
 
+    first = None if summarize is None else summarize(batch)
     tangents = [jnp.zeros((eta.shape[0], *leaf.shape), leaf.dtype) for leaf in split(state)[0]]
-    _, meta_grads = jax.lax.scan(step, (state, batch, tangents), jnp.arange(1, k_max + 1))
-    return meta_grads
+    (state, _, _), (meta_grads, summaries) = jax.lax.scan(
+        step, (state, batch, tangents), jnp.arange(1, k_max + 1)
+    )
+    if summarize is not None:
+        summaries = jax.tree.map(lambda f, rest: jnp.concatenate([f[None], rest]), first, summaries)
+    return meta_grads, state, summaries
 
 
 def _meta_gradients(problem: MetaProblem, eta, key, k_max: int, mode: str) -> jax.Array:
