@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (meta-gradient course)"
 	touch $(STAMP)
 
+# Jupyter refuses to run as root unless told; containers and cloud machines often run as root.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MultiKernelManager.default_kernel_name=$(KERNEL)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MultiKernelManager.default_kernel_name=$(KERNEL) $(ALLOW_ROOT)
 
 test: $(STAMP)
 	COURSE_QUICK=1 $(PY) -m pytest
