@@ -5,10 +5,8 @@ Correct answers are written the way a learner would (NumPy, loops), not with the
 cross-check of its reference.
 """
 
-import re
-
 import numpy as np
-import pytest
+from grading_harness import harness_tests
 
 from course_lib import grading
 
@@ -170,32 +168,8 @@ WRONG = {
 }
 
 
-@pytest.mark.parametrize("exercise", sorted(CORRECT))
-def test_correct_answer_passes_with_one_line(exercise, capsys):
-    check, answer = CORRECT[exercise]
-    for _ in range(3):  # fresh random inputs on every call
-        check(answer)
-    assert capsys.readouterr().out == f"Exercise {exercise} passed\n" * 3
-
-
-@pytest.mark.parametrize("case", sorted(WRONG))
-def test_plausible_wrong_answer_fails_naming_the_mistake(case, capsys):
-    exercise, wrong, says = WRONG[case]
-    check, _ = CORRECT[exercise]
-    with pytest.raises(AssertionError) as failure:
-        check(wrong)
-    message = str(failure.value)
-    assert message.startswith(f"Exercise {exercise}: for "), message
-    assert says in message, message
-    assert "\n" not in message
-    assert capsys.readouterr().out == ""
-
-
-@pytest.mark.parametrize("exercise", sorted(CORRECT))
-def test_unstarted_exercise_says_what_to_do(exercise):
-    def stub(*args):
-        raise NotImplementedError()
-
-    check, _ = CORRECT[exercise]
-    with pytest.raises(AssertionError, match=re.escape(f"Exercise {exercise} is not done yet")):
-        check(stub)
+(
+    test_correct_answer_passes_with_one_line,
+    test_plausible_wrong_answer_fails_with_a_plain_sentence,
+    test_unstarted_exercise_says_what_to_do,
+) = harness_tests(CORRECT, WRONG, calls=3)

@@ -6,12 +6,11 @@ the K-step reference against ``metagrad.k_step_meta_gradients`` on the batches i
 one-step reference against central finite differences in float64.
 """
 
-import re
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from grading_harness import harness_tests
 
 from course_lib import grading, metagrad
 from course_lib.envs import bandit
@@ -229,34 +228,11 @@ WRONG = {
 }
 
 
-@pytest.mark.parametrize("exercise", sorted(CORRECT))
-def test_correct_answer_passes_with_one_line(exercise, capsys):
-    check, answer = CORRECT[exercise]
-    check(answer)
-    assert capsys.readouterr().out == f"Exercise {exercise} passed\n"
-
-
-@pytest.mark.parametrize("case", sorted(WRONG))
-def test_plausible_wrong_answer_fails_naming_the_mistake(case, capsys):
-    exercise, wrong, says = WRONG[case]
-    check, _ = CORRECT[exercise]
-    with pytest.raises(AssertionError) as failure:
-        check(wrong)
-    message = str(failure.value)
-    assert message.startswith(f"Exercise {exercise}: for "), message
-    assert says in message, message
-    assert "\n" not in message
-    assert capsys.readouterr().out == ""
-
-
-@pytest.mark.parametrize("exercise", sorted(CORRECT))
-def test_unstarted_exercise_says_what_to_do(exercise):
-    def stub(*args):
-        raise NotImplementedError()
-
-    check, _ = CORRECT[exercise]
-    with pytest.raises(AssertionError, match=re.escape(f"Exercise {exercise} is not done yet")):
-        check(stub)
+(
+    test_correct_answer_passes_with_one_line,
+    test_plausible_wrong_answer_fails_with_a_plain_sentence,
+    test_unstarted_exercise_says_what_to_do,
+) = harness_tests(CORRECT, WRONG)
 
 
 # --------------------------------------------------------------------------------------------
