@@ -132,10 +132,6 @@ def _is_differentiable(leaf) -> bool:
     return jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
 
 
-def _forward_meta_gradients(problem: MetaProblem, eta, key, k_max: int) -> jax.Array:
-    return meta_gradient_pass(problem, None, eta, key, k_max)[0]
-
-
 def meta_gradient_pass(problem: MetaProblem, state, eta, key, k_max: int, summarize=None):
     """All prefix meta-gradients from ``state``, in forward mode, plus where the pass ends.
 
@@ -206,7 +202,7 @@ def meta_gradient_pass(problem: MetaProblem, state, eta, key, k_max: int, summar
 
 def _meta_gradients(problem: MetaProblem, eta, key, k_max: int, mode: str) -> jax.Array:
     if mode == "forward":
-        return _forward_meta_gradients(problem, eta, key, k_max)
+        return meta_gradient_pass(problem, None, eta, key, k_max)[0]
     return jax.jacrev(lambda eta: _prefix_outer_losses(problem, eta, key, k_max))(eta)
 
 
