@@ -384,7 +384,8 @@ def _check_path_count(problem: MetaProblem, k: int):
 
 
 def _path_losses(problem: MetaProblem, eta, batches):
-    """Along one enumerated path (batches [k, ...]): E[L_out(θ_j)] and log P(path), j = 1..k."""
+    """Along one enumerated path (batches [k, ...]): E[L_out(θ_j)] and log P(τ_j | θ_{j−1}),
+    j = 1..k, both [k]."""
     hooks = problem.exact
 
     def step(state, batch):
@@ -393,27 +394,30 @@ def _path_losses(problem: MetaProblem, eta, batches):
         return state, (hooks.expected_outer_loss(state), log_p)
 
     _, (losses, log_ps) = jax.lax.scan(step, problem.init_state, batches)
-    return losses, jnp.sum(log_ps)
+    return losses, log_ps
 
 
 @functools.partial(jax.jit, static_argnames=("problem", "k_max"))
 def _exact_paths_jit(problem, eta, k_max):
     def per_path(batches):
-        grads, log_p = jax.jacfwd(lambda e: _path_losses(problem, e, batches), has_aux=True)(eta)
-        return jnp.exp(log_p), grads
+        grads, log_ps = jax.jacfwd(lambda e: _path_losses(problem, e, batches), has_aux=True)(eta)
+        return jnp.exp(jnp.sum(log_ps)), grads
 
     return jax.vmap(per_path)(problem.exact.enumerate_batches(k_max))
 
 
-@functools.partial(jax.jit, static_argnames=("problem", "k"))
-def _true_meta_gradient_jit(problem, eta, k):
-    batches = problem.exact.enumerate_batches(k)
+@functools.partial(jax.jit, static_argnames=("problem", "k_max"))
+def _true_meta_gradients_jit(problem, eta, k_max):
+    batches = problem.exact.enumerate_batches(k_max)
 
-    def expected_loss(eta):
-        losses, log_p = jax.vmap(lambda b: _path_losses(problem, eta, b))(batches)
-        return jnp.sum(jnp.exp(log_p) * losses[:, -1])
+    def expected_losses(eta):
+        # Weighting L_out(θ_k) by the whole path's probability gives E[L_out(θ_k)] for every k at
+        # once: the factors of the batches after step k sum to one over their continuations, so
+        # they change neither the value nor (their sum being constant) the derivative.
+        losses, log_ps = jax.vmap(lambda b: _path_losses(problem, eta, b))(batches)
+        return jnp.exp(log_ps.sum(axis=1)) @ losses
 
-    return jax.grad(expected_loss)(eta)
+    return jax.jacfwd(expected_losses)(eta)
 
 
 def exact_meta_gradient_paths(problem: MetaProblem, eta, k_max: int) -> tuple[jax.Array, jax.Array]:
@@ -448,13 +452,20 @@ def exact_meta_gradient_moments(
     return mean, jnp.einsum("p,pke,pkf->kef", prob, centred, centred)
 
 
-def true_meta_gradient(problem: MetaProblem, eta, k: int) -> jax.Array:
-    """∇_η E_ω[L_out(θ_k(η; ω))] = ∇_η Σ_ω P(ω; η) E[L_out(θ_k(η; ω))], differentiating P too:
-    the gradient the K-step estimator approximates. It equals E[g_k] only for k = 1.
+def true_meta_gradients(problem: MetaProblem, eta, k_max: int) -> jax.Array:
+    """g*_k = ∇_η E_ω[L_out(θ_k(η; ω))] = ∇_η Σ_ω P(ω; η) E[L_out(θ_k(η; ω))] for k = 1..k_max,
+    differentiating P too: the gradients the k-step estimators approximate. g*_k equals E[g_k] only
+    for k = 1. One enumeration of the k_max-step paths serves every k.
 
-    Returns: [n_eta].
+    Returns: [k_max, n_eta].
     """
-    _check_int(k, "k")
-    _check_path_count(problem, k)
+    _check_int(k_max, "k_max")
+    _check_path_count(problem, k_max)
     eta = _check_eta(problem, eta)
-    return _true_meta_gradient_jit(problem, eta, int(k))
+    return _true_meta_gradients_jit(problem, eta, int(k_max))
+
+
+def true_meta_gradient(problem: MetaProblem, eta, k: int) -> jax.Array:
+    """g*_k alone (see ``true_meta_gradients``). Returns: [n_eta]."""
+    _check_int(k, "k")
+    return true_meta_gradients(problem, eta, k)[-1]

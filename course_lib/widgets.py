@@ -41,7 +41,6 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatterSciNotation, LogLocator, MaxNLocator, NullLocator
 from PIL import Image
-from tqdm.auto import tqdm
 
 from course_lib import metagrad
 from course_lib.stats import meta_gradient_stats
@@ -306,10 +305,11 @@ class MetaGradientExplorer:
 
     ``MetaGradientExplorer(problem, k_max, n_seeds)`` draws the sample cache with
     ``metagrad.sample_meta_gradients`` and, where the problem can be enumerated (the bandit), takes
-    the reference g*_K = ``metagrad.true_meta_gradient(problem, eta, K)``: the exact gradient of
-    the expected outer loss after K inner steps, what a horizon-K meta-gradient is meant to follow.
-    The K-step estimator is biased against it for K >= 2 (it holds the sampled data fixed), and a
-    mix at horizon K is measured against the same g*_K, so mixing trades bias for variance.
+    the reference g*_K = ``metagrad.true_meta_gradients(problem, eta, k_max)[K − 1]``: the exact
+    gradient of the expected outer loss after K inner steps, what a horizon-K meta-gradient is
+    meant to follow. The K-step estimator is biased against it for K >= 2 (it holds the sampled
+    data fixed), and a mix at horizon K is measured against the same g*_K, so mixing trades bias
+    for variance.
     ``MetaGradientExplorer.from_samples`` builds the same explorer from any cache.
 
     Display ``explorer.widget`` (or the explorer itself, last in a cell). Drive it from code with
@@ -323,8 +323,8 @@ class MetaGradientExplorer:
       eta: [n_eta] meta-parameters the meta-gradients are taken at; default ``problem.eta0``.
       key: PRNG key; sample set d uses ``fold_in(key, d)``. Default ``jax.random.key(0)``.
       reference: "auto" (exact where the problem allows it, else none), None, or [k_max, n_eta].
-        Exact references compile one enumeration per K, a few seconds each on a CPU, once per
-        problem and k_max.
+        The exact reference compiles one enumeration of the k_max-step paths, once per problem
+        and k_max.
     """
 
     def __init__(
@@ -890,14 +890,8 @@ class MetaGradientExplorer:
 
 
 def _exact_reference(problem, eta, k_max: int):
-    """g*_K for K = 1..k_max where the problem can be enumerated, else None. [k_max, n_eta].
-
-    K = k_max goes first: it is the one that fails when there are too many paths to enumerate, so
-    nothing is compiled in vain. Each K compiles its own enumeration, hence the progress bar.
-    """
+    """g*_K for K = 1..k_max where the problem can be enumerated, else None. [k_max, n_eta]."""
     try:
-        last = np.asarray(metagrad.true_meta_gradient(problem, eta, k_max))
+        return np.asarray(metagrad.true_meta_gradients(problem, eta, k_max))
     except ValueError:  # no exact enumeration for this problem, or too many paths at this k_max
         return None
-    ks = tqdm(range(1, k_max), desc="exact g*_K by enumeration", leave=False, disable=k_max == 1)
-    return np.stack([np.asarray(metagrad.true_meta_gradient(problem, eta, k)) for k in ks] + [last])

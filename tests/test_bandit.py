@@ -139,6 +139,11 @@ def test_exact_moments_and_true_gradient_match_a_numpy_enumeration():
     np.testing.assert_allclose(
         metagrad.true_meta_gradient(problem, eta, k), true, rtol=1e-6, atol=1e-10
     )
+    # One enumeration of the k-step paths gives g*_1..g*_k; the oracle enumerates each j alone.
+    every_true = np.stack([np_exact(problem, eta, j)[2] for j in range(1, k)] + [true])
+    np.testing.assert_allclose(
+        metagrad.true_meta_gradients(problem, eta, k), every_true, rtol=1e-6, atol=1e-10
+    )
 
 
 def test_one_step_estimator_is_unbiased_and_multi_step_ones_are_not():
