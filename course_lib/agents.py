@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from course_lib import progress
 from course_lib.envs.snake import SnakeEnv, SnakeState
 
 Array = jax.Array
@@ -335,7 +336,8 @@ def make_train(env: SnakeEnv, config: TrainConfig | None = None) -> Callable:
 
     ``metrics`` holds per-update arrays [n_updates]: ``episode_return`` (mean return of the episodes
     that ended during that update's rollout, NaN if none), ``loss``, ``entropy``. ``vmap`` the
-    returned function over keys (and/or hyper-parameters) to train several seeds at once.
+    returned function over keys (and/or hyper-parameters) to train several seeds at once. Each
+    update reports its progress (``course_lib.progress``), so ``widgets.progress_bar`` can show it.
     """
     config = config or TrainConfig()
     if config.n_updates < 1 or config.rollout_len < 1:
@@ -349,7 +351,9 @@ def make_train(env: SnakeEnv, config: TrainConfig | None = None) -> Callable:
         params = init_actor_critic(k_init, env.obs_dim, env.n_actions, config.hidden)
         state = TrainState(params, optimizer.init(params), env.reset(k_env))
 
-        def update(state: TrainState, step_key: Array):
+        def update(state: TrainState, step: tuple[Array, Array]):
+            index, step_key = step
+            progress.report(index, config.n_updates)
             env_state, traj = rollout(
                 env, state.params, state.env_state, step_key, config.rollout_len
             )
@@ -365,6 +369,7 @@ def make_train(env: SnakeEnv, config: TrainConfig | None = None) -> Callable:
             }
             return TrainState(params, opt_state, env_state), metrics
 
-        return jax.lax.scan(update, state, jax.random.split(k_run, config.n_updates))
+        steps = (jnp.arange(config.n_updates), jax.random.split(k_run, config.n_updates))
+        return jax.lax.scan(update, state, steps)
 
     return train

@@ -1,0 +1,48 @@
+"""Progress reports from inside compiled loops.
+
+A whole training run is one ``lax.scan`` inside ``jit``: Python sees nothing until it ends. A scan
+body that calls ``report(step, total)`` sends ``(step + 1, total)`` to the host about
+``N_REPORTS`` times per loop (``jax.debug.callback``), and whoever listens, e.g.
+``widgets.progress_bar``, shows it.
+
+The callback target is this module's one dispatcher, so the compiled program does not depend on
+who listens: a progress bar never causes a recompilation, and without a listener a report costs
+one no-op host call. ``step`` comes from the scan's own counter, never from a ``vmap``-ed input,
+so a vmapped loop (seeds, settings) reports once per tick, not once per lane.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import jax
+
+N_REPORTS = 50
+
+_listeners: list[Callable[[int, int], None]] = []
+
+
+def _dispatch(done, total) -> None:
+    for listener in _listeners:
+        listener(int(done), int(total))
+
+
+def report(step: jax.Array, total: int) -> None:
+    """Inside a traced loop over ``range(total)``: tell listeners ``step + 1`` of ``total`` steps
+    are done, at every ``ceil(total / N_REPORTS)``-th step and at the last one."""
+    every = -(-total // N_REPORTS)
+    tick = ((step + 1) % every == 0) | (step == total - 1)
+    jax.lax.cond(tick, lambda: jax.debug.callback(_dispatch, step + 1, total), lambda: None)
+
+
+@contextlib.contextmanager
+def listening(listener: Callable[[int, int], None]) -> Iterator[None]:
+    """Calls ``listener(done, total)`` for every report made while the block runs (computations
+    still running when it ends are waited for, so their last reports arrive)."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        jax.effects_barrier()
+        _listeners.remove(listener)
