@@ -1,7 +1,7 @@
 """How fast the live explorer answers a slider move (SPEC.md §4: "well under 100 ms").
 
     .venv/bin/python benchmarks/widgets.py [--k-max 8] [--n-seeds 256] [--moves 40]
-                                           [--backend both|agg|ipympl]
+                                           [--backend both|agg|ipympl] [--batch-seeds 2000]
 
 Builds ``MetaGradientExplorer`` on the bandit (exact reference) and, per figure backend, moves each
 control through the widget itself (as a learner's drag does), timing from the value change to the
@@ -9,6 +9,11 @@ finished redraw. Printed per control: the median latency, how many moves needed 
 (axes grew) instead of a blit, and XLA compilations during the moves (should be 0). Also the
 recombination alone (``widgets.recombine``: weights for every K, the mix, its statistics), a full
 redraw (the histogram's view changes) and a new sample set.
+
+Then lesson 01's ``BatchSizeExplorer`` on the lesson's own data (batch-B REINFORCE estimates on its
+bandit, without and with the baseline J(θ)): its batch-size slider per backend, against a full
+redraw of the same figure (a lower bound on what rebuilding the figure per move, as the lesson's
+former ``interact`` cell did, costs).
 
 Backends: "agg" is the headless path (a JPEG ``ipywidgets.Image``, as under pytest or the inline
 backend); "ipympl" is ``%matplotlib widget``. Without a browser, ipympl keeps a base64 copy of the
@@ -24,11 +29,13 @@ import statistics
 import time
 
 import jax
+import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
 from course_lib import metagrad, widgets
 from course_lib.device import describe
+from course_lib.envs import bandit
 
 BACKENDS = {"agg": "agg", "ipympl": "module://ipympl.backend_nbagg"}
 
@@ -66,7 +73,7 @@ def time_moves(explorer, control, values) -> tuple[list[float], int, int]:
             start = time.perf_counter()
             control.value = value
             times.append(time.perf_counter() - start)
-            if explorer.message:
+            if getattr(explorer, "message", ""):  # BatchSizeExplorer's slider has no bad values
                 raise RuntimeError(f"the explorer rejected {value!r}: {explorer.message}")
     finally:
         counter.close()
@@ -123,12 +130,55 @@ def bench_backend(backend: str, problem, args, rng) -> None:
     print(f"  new sample set ({args.n_seeds} seeds, compiled): median {median_ms(times):.0f} ms")
 
 
+def lesson_01_estimates(n_seeds: int, b_max: int = 256):
+    """Lesson 01's data: ({name: [n_seeds, b_max, 3]} batch-B estimates, exact gradient [3])."""
+    p, theta = jnp.array([0.2, 0.5, 0.8]), jnp.array([0.5, 0.0, -0.5])
+    exact_reward = float(bandit.expected_reward(theta, p))
+    keys = jax.random.split(jax.random.key(0), n_seeds)
+    pulls = jax.vmap(lambda key: bandit.sample_batch(theta, p, key, b_max))(keys)
+    # A softmax policy's score: onehot(a) − π_θ.
+    scores = np.asarray(jax.nn.one_hot(pulls.actions, 3) - bandit.policy_probs(theta))
+    rewards = np.asarray(pulls.rewards)[..., None]
+    batch_sizes = np.arange(1, b_max + 1)[:, None]
+    estimates = {
+        name: np.cumsum(scores * weight, axis=1) / batch_sizes
+        for name, weight in (("no baseline", rewards), ("baseline", rewards - exact_reward))
+    }
+    return estimates, np.asarray(jax.grad(bandit.expected_reward)(theta, p))
+
+
+def bench_batch_size(backend: str, args) -> None:
+    plt.switch_backend(BACKENDS[backend])
+    estimates, exact = lesson_01_estimates(args.batch_seeds)
+    start = time.perf_counter()
+    explorer = widgets.BatchSizeExplorer(estimates, exact, components=(0, 2), batch_size=4)
+    build = time.perf_counter() - start
+    if backend == "ipympl":
+        explorer.figure.canvas.syncing_data_url = False  # as once JupyterLab has connected
+    b_max = explorer.b_max
+    values = [1 + (7 * i) % b_max for i in range(1, args.moves + 1)]  # jumps, and small B
+    times, full, compiles = time_moves(explorer, explorer.slider, values)
+    redraws = []
+    for _ in range(5):
+        start = time.perf_counter()
+        explorer._canvas.full_draw()
+        redraws.append(time.perf_counter() - start)
+    print(
+        f"\n[{backend}] lesson 01 BatchSizeExplorer, {args.batch_seeds} seeds x B <= {b_max}, "
+        f"figure {explorer.figure.canvas.get_width_height()} px, built in {1e3 * build:.0f} ms\n"
+        f"  batch-size slider: median {median_ms(times):.1f} ms, max {1e3 * max(times):.1f} ms, "
+        f"full redraws {full}/{len(times)}, compiles {compiles}\n"
+        f"  full redraw of the same figure: median {median_ms(redraws):.0f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--k-max", type=int, default=8)
     parser.add_argument("--n-seeds", type=int, default=256)
     parser.add_argument("--moves", type=int, default=40)
     parser.add_argument("--backend", choices=["both", *BACKENDS], default="both")
+    parser.add_argument("--batch-seeds", type=int, default=2000, help="lesson 01's N_SEEDS")
     args = parser.parse_args()
     print(f"device: {describe()}")
     problem = metagrad.make_problem("bandit")
@@ -153,6 +203,8 @@ def main() -> None:
 
     for backend in BACKENDS if args.backend == "both" else [args.backend]:
         bench_backend(backend, problem, args, rng)
+    for backend in BACKENDS if args.backend == "both" else [args.backend]:
+        bench_batch_size(backend, args)
 
 
 if __name__ == "__main__":
