@@ -264,15 +264,21 @@ class ChunkLog(NamedTuple):
     skipped: Array  # meta-updates skipped because ĝ was non-finite
 
 
-def make_meta_optimizer(learning_rate: float, clip: float) -> optax.GradientTransformation:
-    """η's optimiser: global-norm clip then Adam (the follow-up code's 0.1 and 3e-3)."""
+def _clipped_adam(learning_rate, clip) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(clip), optax.adam(learning_rate))
 
 
+def make_meta_optimizer(learning_rate: float, clip: float) -> optax.GradientTransformation:
+    """η's optimiser: global-norm clip then Adam (the follow-up code's 0.1 and 3e-3).
+
+    Both numbers live in the optimiser's state (``optax.inject_hyperparams``), not in the compiled
+    update, so runs at different meta-learning rates share one compiled chunk.
+    """
+    return optax.inject_hyperparams(_clipped_adam)(learning_rate=learning_rate, clip=clip)
+
+
 @functools.lru_cache(maxsize=16)
-def make_chunk(
-    problem: MetaProblem, k: int, n_updates: int, meta_learning_rate: float, meta_clip: float
-) -> Callable:
+def make_chunk(problem: MetaProblem, k: int, n_updates: int) -> Callable:
     """Compile ``chunk(runs, weights) -> (runs, logs)``: ``n_updates`` meta-updates of block k.
 
     ``runs``: a ``RunState`` with a leading [n_runs] axis; ``weights`` [n_runs, k] (one-hot for the
@@ -280,8 +286,10 @@ def make_chunk(
     the same K share one compiled function). ``logs``: a ``ChunkLog`` with leading [n_runs]. The
     function is a ``lax.scan`` over meta-updates, vmapped over runs; update u of a run uses
     ``fold_in(fold_in(run key, 0), u)``, so how a run is cut into chunks never changes its numbers.
+    Each run's meta-learning rate and clip are read from its optimiser state.
     """
-    meta_optimizer = make_meta_optimizer(meta_learning_rate, meta_clip)
+    # update() takes the learning rate and clip from the state, never these placeholders.
+    meta_optimizer = make_meta_optimizer(learning_rate=0.0, clip=0.0)
 
     def meta_update(weights: Array, carry, _):
         run, totals, skipped = carry
@@ -530,13 +538,7 @@ def run_experiment(
         start = time.perf_counter()
         if g < len(plan.groups):
             k, indices = plan.groups[g]
-            chunk = make_chunk(
-                plan.problem,
-                k,
-                plan.rollouts_per_checkpoint // (k + 1),
-                config.meta_learning_rate,
-                config.meta_clip,
-            )
+            chunk = make_chunk(plan.problem, k, plan.rollouts_per_checkpoint // (k + 1))
             runs[g], chunk_log = chunk(runs[g], weights[g])
             for name, value in chunk_log._asdict().items():
                 _store(getattr(logs, name), [indices], checkpoint, value)

@@ -180,6 +180,31 @@ def test_the_block_gives_the_engines_meta_gradients_from_any_state():
     np.testing.assert_allclose(totals, finished, rtol=1e-6)
 
 
+def test_meta_learning_rates_share_one_compiled_chunk_and_each_sets_its_own_step():
+    """Adam's first step moves each component of η by about the learning rate (|g| >> Adam's
+    eps), so one meta-update per run shows which rate a run used; a second rate compiles nothing."""
+    compilations = []
+
+    def on_event(event, _duration, **_kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compilations.append(event)
+
+    one_update = dataclasses.replace(TINY, estimators=("k2",), n_checkpoints=1)
+
+    def first_step(rate):
+        config = dataclasses.replace(one_update, meta_learning_rate=rate)
+        eta = experiments.run_experiment(config, progress=False).eta[0]  # [seed, checkpoint, η]
+        return np.abs(eta[:, 1] - eta[:, 0]).max(axis=-1)
+
+    np.testing.assert_allclose(first_step(0.01), 0.01, rtol=1e-2)
+    jax.monitoring.register_event_duration_secs_listener(on_event)
+    try:
+        np.testing.assert_allclose(first_step(0.1), 0.1, rtol=1e-2)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on_event)
+    assert compilations == []
+
+
 def test_variance_ratio_is_the_geometric_mean_of_paired_ratios():
     a = np.array([[1.0, 8.0], [2.0, np.nan]])
     b = np.array([[2.0, 1.0], [1.0, 5.0]])
