@@ -189,6 +189,19 @@ def _setting(mode: str, lam) -> str:
     return MODES[mode]
 
 
+def _html_table(head, rows) -> str:
+    """A monospace readout table: one header row ``head``, then ``rows`` (texts, escaped here)."""
+    cell = "padding:0 10px 0 0;text-align:left"
+    lines = [("th", head)] + [("td", row) for row in rows]
+    body = "".join(
+        "<tr>"
+        + "".join(f"<{tag} style='{cell}'>{html.escape(text)}</{tag}>" for text in line)
+        + "</tr>"
+        for tag, line in lines
+    )
+    return f"<table style='font-family:monospace'>{body}</table>"
+
+
 def _padded(low: float, high: float, log: bool) -> tuple[float, float]:
     if log:
         return low / 1.5, high * 1.5
@@ -885,11 +898,8 @@ class MetaGradientExplorer:
             ("SNR", _format(r["snr"])),
             ("mean E g", _format(r["mean"])),
         ]
-        cell = "padding:0 10px 0 0;text-align:left"
-        names = "".join(f"<th style='{cell}'>{html.escape(name)}</th>" for name, _ in columns)
-        values = "".join(f"<td style='{cell}'>{html.escape(value)}</td>" for _, value in columns)
-        self.readout_html.value = (
-            f"<table style='font-family:monospace'><tr>{names}</tr><tr>{values}</tr></table>"
+        self.readout_html.value = _html_table(
+            [name for name, _ in columns], [[value for _, value in columns]]
         )
 
 
@@ -1097,16 +1107,14 @@ class BatchSizeExplorer:
         self._write_readout()
 
     def _write_readout(self):
-        cell = "style='padding:0 12px 0 0;text-align:left'"
         head = ("estimator", "variance tr Cov(ĝ_B)", "SNR", "right way for both components")
-        rows = ["".join(f"<th {cell}>{html.escape(text)}</th>" for text in head)]
-        for name, r in self.readout["estimators"].items():
-            values = (name, f"{r['variance']:.4g}", f"{r['snr']:.3g}", f"{r['right_way']:.0%}")
-            rows.append("".join(f"<td {cell}>{html.escape(text)}</td>" for text in values))
-        table = "".join(f"<tr>{row}</tr>" for row in rows)
+        rows = [
+            (name, f"{r['variance']:.4g}", f"{r['snr']:.3g}", f"{r['right_way']:.0%}")
+            for name, r in self.readout["estimators"].items()
+        ]
         self.readout_html.value = (
             f"<b>B = {self.readout['batch_size']}</b>, {self.n_seeds} seeds"
-            f"<table style='font-family:monospace'>{table}</table>"
+            + _html_table(head, rows)
         )
 
 
