@@ -384,8 +384,7 @@ def _check_path_count(problem: MetaProblem, k: int):
 
 
 def _path_losses(problem: MetaProblem, eta, batches):
-    """Along one enumerated path (batches [k, ...]): E[L_out(θ_j)] and log P(τ_j | θ_{j−1}),
-    j = 1..k, both [k]."""
+    """Along one enumerated path (batches [k, ...]): E[L_out(θ_j)] and log P(path), j = 1..k."""
     hooks = problem.exact
 
     def step(state, batch):
@@ -394,14 +393,14 @@ def _path_losses(problem: MetaProblem, eta, batches):
         return state, (hooks.expected_outer_loss(state), log_p)
 
     _, (losses, log_ps) = jax.lax.scan(step, problem.init_state, batches)
-    return losses, log_ps
+    return losses, jnp.sum(log_ps)
 
 
 @functools.partial(jax.jit, static_argnames=("problem", "k_max"))
 def _exact_paths_jit(problem, eta, k_max):
     def per_path(batches):
-        grads, log_ps = jax.jacfwd(lambda e: _path_losses(problem, e, batches), has_aux=True)(eta)
-        return jnp.exp(jnp.sum(log_ps)), grads
+        grads, log_p = jax.jacfwd(lambda e: _path_losses(problem, e, batches), has_aux=True)(eta)
+        return jnp.exp(log_p), grads
 
     return jax.vmap(per_path)(problem.exact.enumerate_batches(k_max))
 
@@ -414,8 +413,8 @@ def _true_meta_gradients_jit(problem, eta, k_max):
         # Weighting L_out(θ_k) by the whole path's probability gives E[L_out(θ_k)] for every k at
         # once: the factors of the batches after step k sum to one over their continuations, so
         # they change neither the value nor (their sum being constant) the derivative.
-        losses, log_ps = jax.vmap(lambda b: _path_losses(problem, eta, b))(batches)
-        return jnp.exp(log_ps.sum(axis=1)) @ losses
+        losses, log_p = jax.vmap(lambda b: _path_losses(problem, eta, b))(batches)
+        return jnp.exp(log_p) @ losses
 
     return jax.jacfwd(expected_losses)(eta)
 
