@@ -10,10 +10,12 @@ finished redraw. Printed per control: the median latency, how many moves needed 
 recombination alone (``widgets.recombine``: weights for every K, the mix, its statistics), a full
 redraw (the histogram's view changes) and a new sample set.
 
-Then lesson 01's ``BatchSizeExplorer`` on the lesson's own data (batch-B REINFORCE estimates on its
-bandit, without and with the baseline J(θ)): its batch-size slider per backend, against a full
-redraw of the same figure (a lower bound on what rebuilding the figure per move, as the lesson's
-former ``interact`` cell did, costs).
+Then the explorers over stored data, each slider per backend against a full redraw of the same
+figure (a lower bound on what rebuilding the figure per move, as the lessons' former ``interact``
+cells did, costs): lesson 01's ``BatchSizeExplorer`` on the lesson's own data (batch-B REINFORCE
+estimates on its bandit, without and with the baseline J(θ)); lesson 03's
+``MetaLearningRateExplorer`` on stored runs cut to the full lesson's shapes (6 β x 3 seeds x 12
+checkpoints); lesson 07's ``TrialDecisionExplorer`` on the stored capstone runs.
 
 Backends: "agg" is the headless path (a JPEG ``ipywidgets.Image``, as under pytest or the inline
 backend); "ipympl" is ``%matplotlib widget``. Without a browser, ipympl keeps a base64 copy of the
@@ -33,7 +35,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from course_lib import metagrad, widgets
+from course_lib import experiments, metagrad, widgets
 from course_lib.device import describe
 from course_lib.envs import bandit
 
@@ -147,28 +149,101 @@ def lesson_01_estimates(n_seeds: int, b_max: int = 256):
     return estimates, np.asarray(jax.grad(bandit.expected_reward)(theta, p))
 
 
-def bench_batch_size(backend: str, args) -> None:
+def bench_stored_explorer(backend: str, title: str, build, sliders) -> None:
+    """Time ``build()`` (an explorer over stored data) and each (name, control, values) of
+    ``sliders(explorer)`` moved through its widget, against a full redraw of the same figure (a
+    lower bound on what rebuilding the figure per move, as the lessons' former ``interact`` cells
+    did, costs)."""
     plt.switch_backend(BACKENDS[backend])
-    estimates, exact = lesson_01_estimates(args.batch_seeds)
     start = time.perf_counter()
-    explorer = widgets.BatchSizeExplorer(estimates, exact, components=(0, 2), batch_size=4)
-    build = time.perf_counter() - start
+    explorer = build()
+    built = time.perf_counter() - start
     if backend == "ipympl":
         explorer.figure.canvas.syncing_data_url = False  # as once JupyterLab has connected
-    b_max = explorer.b_max
-    values = [1 + (7 * i) % b_max for i in range(1, args.moves + 1)]  # jumps, and small B
-    times, full, compiles = time_moves(explorer, explorer.slider, values)
+    print(
+        f"\n[{backend}] {title}, figure {explorer.figure.canvas.get_width_height()} px, "
+        f"built in {1e3 * built:.0f} ms"
+    )
+    for name, control, values in sliders(explorer):
+        times, full, compiles = time_moves(explorer, control, values)
+        print(
+            f"  {name}: median {median_ms(times):.1f} ms, max {1e3 * max(times):.1f} ms, "
+            f"full redraws {full}/{len(times)}, compiles {compiles}"
+        )
     redraws = []
     for _ in range(5):
         start = time.perf_counter()
         explorer._canvas.full_draw()
         redraws.append(time.perf_counter() - start)
-    print(
-        f"\n[{backend}] lesson 01 BatchSizeExplorer, {args.batch_seeds} seeds x B <= {b_max}, "
-        f"figure {explorer.figure.canvas.get_width_height()} px, built in {1e3 * build:.0f} ms\n"
-        f"  batch-size slider: median {median_ms(times):.1f} ms, max {1e3 * max(times):.1f} ms, "
-        f"full redraws {full}/{len(times)}, compiles {compiles}\n"
-        f"  full redraw of the same figure: median {median_ms(redraws):.0f} ms"
+    print(f"  full redraw of the same figure: median {median_ms(redraws):.0f} ms")
+
+
+def bench_batch_size(backend: str, args) -> None:
+    estimates, exact = lesson_01_estimates(args.batch_seeds)
+    bench_stored_explorer(
+        backend,
+        f"lesson 01 BatchSizeExplorer, {args.batch_seeds} seeds x B <= 256",
+        lambda: widgets.BatchSizeExplorer(estimates, exact, components=(0, 2), batch_size=4),
+        # Jumps, and small B.
+        lambda explorer: [
+            (
+                "batch-size slider",
+                explorer.slider,
+                [1 + (7 * i) % explorer.b_max for i in range(1, args.moves + 1)],
+            )
+        ],
+    )
+
+
+def lesson_03_runs(n_seeds: int = 3, n_checkpoints: int = 12):
+    """Runs shaped like lesson 03's full-size ones (6 β x 3 seeds x 12 checkpoints of one
+    estimator), cut from the stored capstone runs: the explorer's cost depends on the shapes only,
+    and the lesson's own runs take minutes."""
+    stored = experiments.load_results(experiments.STORED_RESULTS)
+    runs = {}
+    for index, rate in enumerate((0.001, 0.003, 0.01, 0.03, 0.1, 0.3)):
+        e = index % len(stored.estimators)
+        runs[rate] = stored._replace(
+            estimators=(stored.estimators[e],),
+            env_steps=stored.env_steps[:n_checkpoints],
+            episode_return=stored.episode_return[e : e + 1, :n_seeds, :n_checkpoints],
+            hyper=stored.hyper[e : e + 1, :n_seeds, : n_checkpoints + 1],
+        )
+    return runs
+
+
+def bench_meta_lr(backend: str, args) -> None:
+    runs = lesson_03_runs()
+    rates = sorted(runs)
+    bench_stored_explorer(
+        backend,
+        "lesson 03 MetaLearningRateExplorer, 6 β x 3 seeds x 12 checkpoints",
+        lambda: widgets.MetaLearningRateExplorer(runs),
+        lambda explorer: [
+            ("meta-lr slider", explorer.slider, [rates[i % len(rates)] for i in range(args.moves)])
+        ],
+    )
+
+
+def bench_trial_decision(backend: str, args) -> None:
+    results = experiments.load_results(experiments.STORED_RESULTS)
+    n_checkpoints = results.config.n_checkpoints
+    bench_stored_explorer(
+        backend,
+        f"lesson 07 TrialDecisionExplorer on the stored runs {results.estimators}",
+        lambda: widgets.TrialDecisionExplorer(results),
+        lambda explorer: [
+            (
+                "threshold slider",
+                explorer.threshold_slider,
+                [10 ** (-3 + 0.05 * ((7 * i) % 51)) for i in range(1, args.moves + 1)],
+            ),
+            (
+                "trial slider",
+                explorer.trial_slider,
+                [1 + (5 * i) % n_checkpoints for i in range(1, args.moves + 1)],
+            ),
+        ],
     )
 
 
@@ -205,6 +280,8 @@ def main() -> None:
         bench_backend(backend, problem, args, rng)
     for backend in BACKENDS if args.backend == "both" else [args.backend]:
         bench_batch_size(backend, args)
+        bench_meta_lr(backend, args)
+        bench_trial_decision(backend, args)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
-"""Live explorers for lessons 01 and 04–05: sliders over cached samples of a gradient estimator.
+"""Live explorers for lessons 01, 03, 04–05 and 07: sliders over cached or stored results.
 
 Lesson 01's ``BatchSizeExplorer`` only looks up the cached batch-B estimates of a policy gradient
-for the batch size B on its slider. The rest of this docstring is about lessons 04–05.
+for the batch size B on its slider; lesson 03's ``MetaLearningRateExplorer`` shows stored runs of
+one meta-learning rate over the others; lesson 07's ``TrialDecisionExplorer`` applies the
+practitioner's rule (``experiments.trial_decision``) to stored runs. Each precomputes or stores
+what it shows and blits only the artists a move changes. The rest of this docstring is about
+lessons 04–05.
 
 The expensive part, ``n_seeds`` independent runs of the K-step estimator for every prefix
 k = 1..k_max, is computed once per (problem, η, seed set) by ``metagrad.sample_meta_gradients``:
@@ -34,6 +38,7 @@ import contextlib
 import html
 import io
 import time
+from collections.abc import Mapping
 
 import ipywidgets as widgets
 import jax
@@ -42,11 +47,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import LogFormatterSciNotation, LogLocator, MaxNLocator, NullLocator
 from PIL import Image
 from tqdm.auto import tqdm
 
-from course_lib import metagrad, progress
+from course_lib import experiments, metagrad, plots, progress
 from course_lib.stats import meta_gradient_stats
 
 MODES = {
@@ -912,10 +918,82 @@ def _exact_reference(problem, eta, k_max: int):
 
 
 # --------------------------------------------------------------------------------------------------
+# One-figure slider explorers over stored data (lessons 01, 03 and 07)
+
+
+def _integer_from_1(value, name: str, high: int, high_name: str) -> int:
+    """``value`` as an int in 1..high, else a ValueError naming ``name`` and what ``high`` is."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not 1 <= value <= high
+    ):
+        raise ValueError(f"{name} must be an integer from 1 to {high_name}={high}, got {value!r}")
+    return int(value)
+
+
+class _SliderExplorer:
+    """Controls, an HTML readout and one blitted figure, stacked in ``widget``.
+
+    A subclass calls ``_start_figure()``, draws on the figure it returns (registering what moves
+    with ``animate``), then ``_connect(controls)``. After that every control change, and every
+    ``_move`` from code, calls the subclass's ``_show()``, which sets the animated artists for the
+    controls' values and returns the readout; the artists are then blitted onto the background
+    (the figure is drawn in full only once) and ``_readout_html()`` is shown above it.
+    """
+
+    FIGSIZE = FIGSIZE
+
+    def _start_figure(self):
+        """(figure, animate) of a fresh ``_BlitFigure``."""
+        self._canvas = _BlitFigure(self.FIGSIZE)
+        self.readout_html = widgets.HTML()
+        self.readout: dict = {}
+        self._holding = False
+        return self._canvas.figure, self._canvas.animate
+
+    def _connect(self, controls):
+        self.widget = widgets.VBox([*controls, self.readout_html, self._canvas.view])
+        for control in controls:
+            control.observe(self._on_change, names="value")
+        self._refresh(full=True)
+
+    def _on_change(self, _change):
+        if not self._holding:  # ``_move`` sets several controls, then redraws once
+            self._refresh()
+
+    def _move(self, moves):
+        """Set each (control, value) of ``moves`` (values checked by the caller), then redraw
+        once, also when no value changed."""
+        self._holding = True
+        try:
+            for control, value in moves:
+                control.value = value
+        finally:
+            self._holding = False
+        self._refresh()
+
+    def _refresh(self, full: bool = False):
+        self.readout = self._show()
+        if full:
+            self._canvas.full_draw()
+        else:
+            self._canvas.update()
+        self.readout_html.value = self._readout_html()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    @property
+    def figure(self) -> Figure:
+        return self._canvas.figure
+
+
+# --------------------------------------------------------------------------------------------------
 # Lesson 01: the batch-size explorer
 
 
-class BatchSizeExplorer:
+class BatchSizeExplorer(_SliderExplorer):
     """A batch-size slider over cached policy-gradient estimates: per estimator, the cloud of its
     n_seeds batch-B estimates in the plane of two components, with the exact gradient as a star;
     beside them each estimator's variance tr Cov(ĝ_B) against B (log-log), marked at the slider's B.
@@ -973,7 +1051,7 @@ class BatchSizeExplorer:
         self.labels = tuple(labels or (f"g[{c}]" for c in self.components))
         if len(self.labels) != 2:
             raise ValueError(f"labels must name the 2 components, got {self.labels!r}")
-        batch_size = self._checked_batch_size(batch_size)
+        batch_size = _integer_from_1(batch_size, "batch_size", self.b_max, "b_max")
         self.estimates, self.exact_gradient = arrays, exact
 
         # Everything a move shows, for every B at once: a move is then only look-ups.
@@ -998,27 +1076,11 @@ class BatchSizeExplorer:
             style={"description_width": "initial"},
             layout=widgets.Layout(width="420px"),
         )
-        self.readout_html = widgets.HTML()
-        self.readout: dict = {}
         self._build_figure()
-        self.widget = widgets.VBox([self.slider, self.readout_html, self._canvas.view])
-        self.slider.observe(lambda _: self._refresh(), names="value")
-        self._refresh(full=True)
-
-    def _checked_batch_size(self, batch_size) -> int:
-        if (
-            isinstance(batch_size, bool)
-            or not isinstance(batch_size, (int, np.integer))
-            or not 1 <= batch_size <= self.b_max
-        ):
-            raise ValueError(
-                f"batch_size must be an integer from 1 to b_max={self.b_max}, got {batch_size!r}"
-            )
-        return int(batch_size)
+        self._connect([self.slider])
 
     def _build_figure(self):
-        self._canvas = _BlitFigure(self.FIGSIZE)
-        figure, animate = self._canvas.figure, self._canvas.animate
+        figure, animate = self._start_figure()
         names = list(self.estimates)
         axes = figure.subplots(
             1, len(names) + 1, gridspec_kw=dict(left=0.06, right=0.98, bottom=0.15, wspace=0.3)
@@ -1050,20 +1112,9 @@ class BatchSizeExplorer:
         variance_ax.set(xlabel="batch size B", ylabel="tr Cov(ĝ_B)", title="variance")
         variance_ax.legend(fontsize="small")
 
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
-
-    @property
-    def figure(self) -> Figure:
-        return self._canvas.figure
-
     def set(self, batch_size: int) -> None:
         """Move the slider to ``batch_size`` (1..b_max) from code and redraw (ValueError if not)."""
-        batch_size = self._checked_batch_size(batch_size)
-        if batch_size == self.slider.value:
-            self._refresh()
-        else:
-            self.slider.value = batch_size  # its observer redraws
+        self._move([(self.slider, _integer_from_1(batch_size, "batch_size", self.b_max, "b_max"))])
 
     @property
     def plot_data(self) -> dict:
@@ -1081,7 +1132,7 @@ class BatchSizeExplorer:
             "marker": float(self._b_line.get_xdata()[0]),
         }
 
-    def _refresh(self, full: bool = False):
+    def _show(self) -> dict:
         batch_size = self.slider.value
         row = batch_size - 1
         for name, line in self._cloud_lines.items():
@@ -1089,11 +1140,7 @@ class BatchSizeExplorer:
             line.set_data(cloud[:, 0], cloud[:, 1])
             self._current[name].set_data([batch_size], [self._stats[name].variance[row]])
         self._b_line.set_xdata([batch_size, batch_size])
-        if full:
-            self._canvas.full_draw()
-        else:
-            self._canvas.update()
-        self.readout = {
+        return {
             "batch_size": batch_size,
             "estimators": {
                 name: {
@@ -1104,17 +1151,427 @@ class BatchSizeExplorer:
                 for name, stats in self._stats.items()
             },
         }
-        self._write_readout()
 
-    def _write_readout(self):
+    def _readout_html(self) -> str:
         head = ("estimator", "variance tr Cov(ĝ_B)", "SNR", "right way for both components")
         rows = [
             (name, f"{r['variance']:.4g}", f"{r['snr']:.3g}", f"{r['right_way']:.0%}")
             for name, r in self.readout["estimators"].items()
         ]
-        self.readout_html.value = (
-            f"<b>B = {self.readout['batch_size']}</b>, {self.n_seeds} seeds"
-            + _html_table(head, rows)
+        return f"<b>B = {self.readout['batch_size']}</b>, {self.n_seeds} seeds" + _html_table(
+            head, rows
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Lesson 03: the meta-learning-rate explorer
+
+
+class MetaLearningRateExplorer(_SliderExplorer):
+    """A slider over the meta-learning rate β of stored self-tuning runs: the return of the chosen
+    β's runs as mean ± std over seeds with the other β's mean returns in grey, and beside it each
+    hyper-parameter's per-seed trajectory, the chosen β's in colour over every other β's in grey.
+
+    Every run is drawn up front twice: in grey into the background, and in colour as hidden
+    animated artists. A move only shows the chosen β's coloured artists, hides the others and
+    blits: the axes hold every run from the start, so no limit ever changes and the figure is drawn
+    in full only once.
+
+    The readout gives, for the chosen β, each seed's final return (``experiments.final_returns``:
+    the mean over the last quarter of checkpoints) and each hyper-parameter per seed at the start
+    and at the end of the run.
+
+    Display ``explorer.widget`` (or the explorer itself, last in a cell). Drive it from code with
+    ``explorer.set(meta_lr=β)``; ``explorer.readout`` holds the numbers shown and
+    ``explorer.plot_data`` what is drawn in colour.
+
+    Args:
+      runs: {β: experiments.Results}, one result per meta-learning rate β > 0, all with the same
+        ``env_steps`` [C], seeds S and hyper-parameters n: ``episode_return`` [E, S, C] and
+        ``hyper`` [E, S, C + 1, n] (index 0: the start).
+      estimator: whose runs to show; default each result's first estimator.
+      labels: names of the n hyper-parameters, ``hyper[..., i]``.
+      log_scale: the labels whose axis is logarithmic (their values must be > 0).
+      meta_lr: the slider's starting β, one of ``runs``; default the middle of the sorted rates.
+    """
+
+    FIGSIZE = (14.0, 3.2)
+
+    def __init__(
+        self, runs, estimator=None, labels=("γ", "λ", "c_ent"), log_scale=("c_ent",), meta_lr=None
+    ):
+        if not isinstance(runs, Mapping) or not runs:
+            raise ValueError(
+                f"runs must be a non-empty dict β -> experiments.Results, got {runs!r}"
+            )
+        for rate, result in runs.items():
+            if isinstance(rate, bool) or not isinstance(rate, (int, float, np.number)) or rate <= 0:
+                raise ValueError(f"runs must be keyed by meta-learning rates β > 0, got {rate!r}")
+            if not isinstance(result, experiments.Results):
+                raise ValueError(f"runs[{rate}] must be an experiments.Results, got {result!r}")
+        self.rates = sorted(runs)
+        self.env_steps = np.asarray(runs[self.rates[0]].env_steps, dtype=float)
+        self.returns, self.hyper, self.final_returns = {}, {}, {}
+        for rate in self.rates:
+            result = runs[rate]
+            e = result.index(result.estimators[0] if estimator is None else estimator)
+            self.returns[rate] = np.asarray(result.episode_return[e], dtype=float)  # [S, C]
+            self.hyper[rate] = np.asarray(result.hyper[e], dtype=float)  # [S, C + 1, n]
+            self.final_returns[rate] = experiments.final_returns(result)[e]  # [S]
+            if not np.array_equal(result.env_steps, self.env_steps):
+                raise ValueError(
+                    f"runs must share env_steps: β = {rate} differs from β = {self.rates[0]}"
+                )
+        first = self.rates[0]
+        n_seeds, n_hyper = len(self.returns[first]), self.hyper[first].shape[-1]
+        for rate in self.rates:
+            if self.returns[rate].shape != (n_seeds, len(self.env_steps)) or self.hyper[
+                rate
+            ].shape != (n_seeds, len(self.env_steps) + 1, n_hyper):
+                raise ValueError(
+                    f"runs must share seeds and checkpoints: β = {rate} has episode_return "
+                    f"{self.returns[rate].shape} and hyper {self.hyper[rate].shape}, "
+                    f"β = {first} {self.returns[first].shape} and {self.hyper[first].shape}"
+                )
+        self.labels = tuple(labels)
+        if len(self.labels) != n_hyper:
+            raise ValueError(f"labels must name the {n_hyper} hyper-parameters, got {labels!r}")
+        log_scale = tuple(log_scale)
+        if not set(log_scale) <= set(self.labels):
+            raise ValueError(f"log_scale must list some of {self.labels}, got {log_scale!r}")
+        for label in log_scale:
+            if not all(np.all(h[..., self.labels.index(label)] > 0) for h in self.hyper.values()):
+                raise ValueError(
+                    f"log_scale: {label} must be > 0 in every run to be drawn on a log axis"
+                )
+        meta_lr = self.rates[len(self.rates) // 2] if meta_lr is None else meta_lr
+        self.slider = widgets.SelectionSlider(
+            options=[(f"{rate:g}", rate) for rate in self.rates],
+            value=self._checked_meta_lr(meta_lr),
+            description="meta-lr β",
+            continuous_update=True,  # a move costs a blit, so the drag can follow the mouse
+            layout=widgets.Layout(width="420px"),
+        )
+        self._build_figure(log_scale)
+        self._connect([self.slider])
+
+    def _checked_meta_lr(self, meta_lr):
+        if isinstance(meta_lr, bool) or meta_lr not in self.rates:
+            raise ValueError(f"meta_lr must be one of {self.rates}, got {meta_lr!r}")
+        return self.rates[self.rates.index(meta_lr)]
+
+    def _build_figure(self, log_scale):
+        figure, animate = self._start_figure()
+        axes = figure.subplots(
+            1,
+            1 + len(self.labels),
+            gridspec_kw=dict(left=0.05, right=0.99, bottom=0.17, top=0.88, wspace=0.3),
+        )
+        return_ax, hyper_axes = axes[0], axes[1:]
+        hyper_steps = np.concatenate([[0.0], self.env_steps])  # hyper holds the start, at step 0
+        self._coloured = {}
+        for rate in self.rates:
+            returns = self.returns[rate]
+            return_ax.plot(self.env_steps, plots.mean_and_band(returns)[0], color="0.8", lw=1)
+            line = plots.plot_mean_band(return_ax, returns, self.env_steps, band="std", color="C0")
+            # Animated in this order, so the band lies under its mean line.
+            artists = {"band": return_ax.collections[-1], "line": line, "hyper": []}
+            for index, ax in enumerate(hyper_axes):
+                seeds = self.hyper[rate][:, :, index].T  # [C + 1, S]: one line per seed
+                ax.plot(hyper_steps, seeds, color="0.8", lw=1)
+                artists["hyper"].append(ax.plot(hyper_steps, seeds, color="C0", lw=2))
+            self._coloured[rate] = artists
+            for artist in self._coloured_artists(rate):
+                animate(artist).set_visible(False)
+        # Every run is on the axes now, coloured ones included, so the limits cover any choice.
+        return_ax.set(
+            ylabel="mean episode return", title="return, mean ± std over seeds (grey: other β)"
+        )
+        for ax, label in zip(hyper_axes, self.labels, strict=True):
+            ax.set_title(f"{label} per seed (grey: other β)")
+            if label in log_scale:
+                ax.set_yscale("log")
+        for ax in axes:
+            ax.set_xlabel("environment steps")
+            # Steps run into the hundreds of thousands: a shared ×10ⁿ keeps the labels apart.
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4), useMathText=True)
+
+    def _coloured_artists(self, rate) -> list:
+        """β's coloured artists, in drawing order: band, mean line, then the per-seed lines."""
+        artists = self._coloured[rate]
+        return [
+            artists["band"],
+            artists["line"],
+            *(line for lines in artists["hyper"] for line in lines),
+        ]
+
+    def set(self, meta_lr) -> None:
+        """Move the slider to ``meta_lr`` (one of the runs' β) from code and redraw (ValueError
+        if it is not one of them)."""
+        self._move([(self.slider, self._checked_meta_lr(meta_lr))])
+
+    @property
+    def plot_data(self) -> dict:
+        """What is drawn in colour: ``highlighted``, the β whose coloured artists are visible (one
+        after any move); for the first of them its mean ``return`` line (x, y) [2, C], its ``band``
+        polygon's vertices [n_vertices, 2] and ``hyper`` {label: [S, C + 1]} per-seed lines' y."""
+        highlighted = [
+            rate
+            for rate in self.rates
+            if any(artist.get_visible() for artist in self._coloured_artists(rate))
+        ]
+        if not highlighted:
+            return {"highlighted": []}
+        artists = self._coloured[highlighted[0]]
+        return {
+            "highlighted": highlighted,
+            "return": np.array(artists["line"].get_data(), dtype=float),
+            "band": np.concatenate([path.vertices for path in artists["band"].get_paths()]),
+            "hyper": {
+                label: np.array([line.get_ydata() for line in lines], dtype=float)
+                for label, lines in zip(self.labels, artists["hyper"], strict=True)
+            },
+        }
+
+    def _show(self) -> dict:
+        chosen = self.slider.value
+        for rate in self.rates:
+            for artist in self._coloured_artists(rate):
+                artist.set_visible(rate == chosen)
+        hyper = self.hyper[chosen]
+        return {
+            "meta_lr": chosen,
+            "final_return": self.final_returns[chosen],
+            "start": {label: hyper[:, 0, i] for i, label in enumerate(self.labels)},
+            "end": {label: hyper[:, -1, i] for i, label in enumerate(self.labels)},
+        }
+
+    def _readout_html(self) -> str:
+        r = self.readout
+        rows = [
+            (label, _format(r["start"][label]), _format(r["end"][label])) for label in self.labels
+        ]
+        return (
+            f"<b>β = {r['meta_lr']:g}</b>: final return per seed (mean of the last quarter of "
+            f"checkpoints) {html.escape(_format(r['final_return']))}"
+            + _html_table(("per seed", "at the start", "at the end"), rows)
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Lesson 07: the trial-decision explorer
+
+
+class TrialDecisionExplorer(_SliderExplorer):
+    """Sliders for the SNR threshold and the trial length of the practitioner's rule
+    (``experiments.trial_decision``) on stored runs, and what the rule decides.
+
+    Left: each self-tuning run's debiased SNR (``experiments.own_snr``, mean over seeds) at every
+    checkpoint, the trial window shaded and the threshold dashed, on a symlog axis (linear below
+    10⁻³: the SNR can dip below 0). Right: every estimator's final return over the full run
+    (``experiments.final_returns``, mean ± standard error over seeds), the estimator the rule
+    would scale up outlined; when none is accepted, the hand-set control (the first estimator that
+    does not tune) is outlined instead.
+
+    The curves and bars never change. A move calls ``experiments.trial_decision`` (NumPy over the
+    stored replicas, under a millisecond), moves the shaded span and the threshold line, shows the
+    chosen bar's outline and blits them: the axes' limits cover every slider setting from the
+    start, so the figure is drawn in full only once.
+
+    Display ``explorer.widget`` (or the explorer itself, last in a cell). Drive it from code with
+    ``explorer.set(threshold=..., trial=...)``; ``explorer.readout`` holds the ``decision`` shown
+    (an ``experiments.Decision``) and ``explorer.plot_data`` what is drawn.
+
+    Args:
+      results: ``experiments.Results`` with at least one self-tuning estimator; C checkpoints.
+      threshold: the starting SNR threshold, in the slider's range 10^-3 .. 10^-0.5.
+      trial: the starting trial length in checkpoints, 1..C; default C // 4 (at least 1).
+    """
+
+    FIGSIZE = (12.0, 3.6)
+    THRESHOLD_EXPONENTS = (-3.0, -0.5)  # the threshold slider's range, 10^-3 .. 10^-0.5
+
+    def __init__(self, results, threshold=0.01, trial=None):
+        if not isinstance(results, experiments.Results):
+            raise ValueError(f"results must be an experiments.Results, got {type(results)!r}")
+        self.results = results
+        self._snr = experiments.own_snr(results)  # {self-tuning estimator: [S, C]}
+        if not self._snr:
+            raise ValueError(
+                f"results must hold a self-tuning estimator, got only {results.estimators}"
+            )
+        self.n_checkpoints = results.snr.shape[2]
+        self.control = next(
+            (name for name in results.estimators if not experiments.parse_estimator(name).tunes),
+            None,
+        )
+        trial = max(1, self.n_checkpoints // 4) if trial is None else trial
+        style = {"description_width": "initial"}
+        low, high = self.THRESHOLD_EXPONENTS
+        self.threshold_slider = widgets.FloatLogSlider(
+            value=self._checked_threshold(threshold),
+            base=10,
+            min=low,
+            max=high,
+            step=0.05,
+            description="SNR threshold",
+            readout_format=".3f",
+            style=style,
+        )
+        self.trial_slider = widgets.IntSlider(
+            value=self._checked_trial(trial),
+            min=1,
+            max=self.n_checkpoints,
+            description="trial (checkpoints)",
+            style=style,
+        )
+        self._build_figure()
+        self._connect([self.threshold_slider, self.trial_slider])
+
+    def _checked_threshold(self, threshold) -> float:
+        low, high = (10.0**exponent for exponent in self.THRESHOLD_EXPONENTS)
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float, np.number))
+            or not low <= threshold <= high  # also rejects NaN
+        ):
+            raise ValueError(
+                f"threshold must be a number from {low:g} to {high:.4g} (the slider's range), "
+                f"got {threshold!r}"
+            )
+        return float(threshold)
+
+    def _checked_trial(self, trial) -> int:
+        return _integer_from_1(trial, "trial", self.n_checkpoints, "n_checkpoints")
+
+    def _build_figure(self):
+        figure, animate = self._start_figure()
+        snr_ax, return_ax = figure.subplots(
+            1, 2, gridspec_kw=dict(left=0.07, right=0.99, bottom=0.16, top=0.9, wspace=0.22)
+        )
+        thousands = self.results.env_steps / 1e3
+        self._snr_lines = {
+            name: snr_ax.plot(
+                thousands, snr.mean(axis=0), "o-", label=name, color=f"C{self.results.index(name)}"
+            )[0]
+            for name, snr in self._snr.items()
+        }
+        snr_ax.axhline(0, color="grey", linewidth=0.8)
+        self._span = animate(
+            snr_ax.axvspan(0, thousands[0], color="grey", alpha=0.15, label="trial")
+        )
+        self._threshold_line = animate(
+            snr_ax.axhline(
+                10 ** self.THRESHOLD_EXPONENTS[0], color="k", linestyle="--", label="threshold"
+            )
+        )
+        snr_ax.set_yscale("symlog", linthresh=1e-3)  # linear near 0: the SNR can dip below it
+        # Fixed limits that hold every setting: the span starts at 0, and the threshold line
+        # anywhere in the slider's range.
+        low, high = (10.0**exponent for exponent in self.THRESHOLD_EXPONENTS)
+        snr_ax.update_datalim([(0.0, low), (thousands[-1], high)])
+        snr_ax.autoscale_view()
+        snr_ax.set(
+            xlim=snr_ax.get_xlim(),
+            ylim=snr_ax.get_ylim(),
+            xlabel="environment steps (thousands)",
+            ylabel="debiased SNR",
+            title="SNR of each run's own meta-gradient",
+        )
+        snr_ax.legend(fontsize="small")
+
+        finals = experiments.final_returns(self.results)  # [E, S]
+        names = self.results.estimators
+        bars = return_ax.bar(
+            names,
+            finals.mean(axis=1),
+            yerr=finals.std(axis=1, ddof=1) / np.sqrt(finals.shape[1]),
+            color=[f"C{e}" for e in range(len(names))],
+        )
+        # An unfilled copy of each bar, shown only for the pick: a move then redraws one outline,
+        # not the bars (which would cover the error bars of the background).
+        self._outlines = {
+            name: animate(
+                return_ax.add_patch(
+                    Rectangle(
+                        bar.get_xy(),
+                        bar.get_width(),
+                        bar.get_height(),
+                        fill=False,
+                        edgecolor="k",
+                        linewidth=3,
+                    )
+                )
+            )
+            for name, bar in zip(names, bars, strict=True)
+        }
+        return_ax.set(
+            ylabel="final return (mean ± s.e.)",
+            title="final return of the full runs (outlined: the choice)",
+        )
+
+    def set(self, threshold=None, trial=None) -> None:
+        """Move the sliders from code (both checked before either moves), then redraw once.
+
+        Args:
+          threshold: SNR threshold in 10^-3 .. 10^-0.5.
+          trial: trial length in checkpoints, 1..n_checkpoints.
+        """
+        moves = []
+        if threshold is not None:
+            moves.append((self.threshold_slider, self._checked_threshold(threshold)))
+        if trial is not None:
+            moves.append((self.trial_slider, self._checked_trial(trial)))
+        self._move(moves)
+
+    @property
+    def plot_data(self) -> dict:
+        """What the artists draw: per self-tuning estimator its ``snr`` curve [C] (thousands of
+        steps on x), the shaded ``span`` (x0, x1), the ``threshold`` line's y, the ``bars``
+        {estimator: height} and the ``outlined`` estimators (one, or none without a control)."""
+        x0 = self._span.get_x()
+        return {
+            "snr": {
+                name: np.asarray(line.get_ydata(), dtype=float)
+                for name, line in self._snr_lines.items()
+            },
+            "span": (float(x0), float(x0 + self._span.get_width())),
+            "threshold": float(self._threshold_line.get_ydata()[0]),
+            "bars": {name: float(outline.get_height()) for name, outline in self._outlines.items()},
+            "outlined": [name for name, outline in self._outlines.items() if outline.get_visible()],
+        }
+
+    def _show(self) -> dict:
+        threshold, trial = self.threshold_slider.value, self.trial_slider.value
+        decision = experiments.trial_decision(self.results, threshold, trial)
+        pick = decision.chosen or self.control  # nothing accepted: keep the hand-set values
+        self._span.set_width(decision.trial_env_steps / 1e3)
+        self._threshold_line.set_ydata([threshold, threshold])
+        for name, outline in self._outlines.items():
+            outline.set_visible(name == pick)
+        return {"threshold": threshold, "trial": trial, "decision": decision, "outlined": pick}
+
+    def _readout_html(self) -> str:
+        r = self.readout
+        decision = r["decision"]
+        rows = [
+            (
+                name,
+                f"{decision.trial_snr[name]:.4f}" if name in decision.trial_snr else "— (control)",
+                ("yes" if name in decision.accepted else "no")
+                if name in decision.trial_snr
+                else "",
+                f"{decision.final_return[name]:.2f}",
+            )
+            for name in self.results.estimators
+        ]
+        chosen = decision.chosen or "none, keep the hand-set values"
+        accepted = ", ".join(decision.accepted) or "none"
+        return (
+            f"<b>trial: {decision.trial_env_steps:,} steps per agent</b> ({r['trial']} "
+            f"checkpoints), SNR threshold {r['threshold']:.3g} → chosen: "
+            f"<b>{html.escape(chosen)}</b> (accepted: {html.escape(accepted)})"
+            + _html_table(("estimator", "trial SNR", "accepted", "final return"), rows)
         )
 
 

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from course_lib import metagrad, widgets
+from course_lib import experiments, metagrad, widgets
 
 K_MAX, N_SEEDS = 4, 64
 
@@ -545,3 +545,256 @@ def test_batch_size_set_rejects_a_b_outside_the_cache_and_keeps_the_view(
     with pytest.raises(ValueError, match=f"batch_size must be an integer from 1 to b_max={B_MAX}"):
         batch_explorer.set(batch_size=batch_size)
     assert batch_explorer.slider.value == 4 and batch_explorer.readout["batch_size"] == 4
+
+
+# --------------------------------------------------------------------------------------------------
+# Lesson 03's meta-learning-rate explorer: the oracle is the runs it was given
+
+RATES, LABELS, N_CHECKPOINTS = (0.001, 0.01, 0.1), ("γ", "λ", "c_ent"), 8
+
+
+def fake_result(rng, estimators=("k1",), n_seeds=3, n_checkpoints=N_CHECKPOINTS):
+    """An ``experiments.Results``: random returns (one missing), hyper-parameters in (0, 1)."""
+    returns = rng.normal(size=(len(estimators), n_seeds, n_checkpoints))
+    returns[0, 0, 0] = np.nan  # no episode ended there: the mean and band skip it
+    hyper = rng.uniform(0.01, 1.0, size=(len(estimators), n_seeds, n_checkpoints + 1, 3))
+    return experiments.Results(
+        config=None,
+        estimators=estimators,
+        meta_names=("discount", "lambda", "entropy_cost"),
+        env_steps=100 * np.arange(1, n_checkpoints + 1),
+        episode_return=returns,
+        eta=np.log(hyper),
+        hyper=hyper,
+        samples=None,
+        skipped=None,
+        variance=None,
+        snr=None,
+    )
+
+
+@pytest.fixture(scope="module")
+def rate_runs():
+    rng = np.random.default_rng(3)
+    return {rate: fake_result(rng) for rate in RATES}
+
+
+@pytest.fixture
+def rate_explorer(rate_runs):
+    return widgets.MetaLearningRateExplorer(rate_runs, labels=LABELS, log_scale=("c_ent",))
+
+
+def test_meta_lr_slider_shows_exactly_that_rates_runs_in_colour(rate_explorer, rate_runs):
+    assert rate_explorer.plot_data["highlighted"] == [0.01]  # the middle rate to start with
+    for rate in (0.1, 0.001, 0.01):
+        rate_explorer.slider.value = rate
+        data = rate_explorer.plot_data
+        assert data["highlighted"] == [rate]
+        result = rate_runs[rate]
+        returns = result.episode_return[0]
+        x, mean = data["return"]
+        np.testing.assert_array_equal(x, result.env_steps)
+        np.testing.assert_allclose(mean, np.nanmean(returns, axis=0), rtol=1e-12)
+        # The band spans mean ± std (ddof 1) over the seeds at every checkpoint.
+        std = np.nanstd(returns, axis=0, ddof=1)
+        for step, middle, width in zip(result.env_steps, mean, std, strict=True):
+            at_step = data["band"][data["band"][:, 0] == step, 1]
+            assert at_step.min() == pytest.approx(middle - width, rel=1e-12)
+            assert at_step.max() == pytest.approx(middle + width, rel=1e-12)
+        for index, label in enumerate(LABELS):
+            np.testing.assert_array_equal(data["hyper"][label], result.hyper[0, :, :, index])
+
+
+def test_meta_lr_readout_is_that_rates_final_return_and_hyper_parameters(rate_explorer, rate_runs):
+    rate_explorer.set(meta_lr=0.1)
+    readout, result = rate_explorer.readout, rate_runs[0.1]
+    assert readout["meta_lr"] == 0.1 and "β = 0.1" in rate_explorer.readout_html.value
+    # final_returns: the mean over the last quarter of the 8 checkpoints, per seed.
+    np.testing.assert_allclose(readout["final_return"], result.episode_return[0, :, -2:].mean(-1))
+    for index, label in enumerate(LABELS):
+        np.testing.assert_array_equal(readout["start"][label], result.hyper[0, :, 0, index])
+        np.testing.assert_array_equal(readout["end"][label], result.hyper[0, :, -1, index])
+
+
+def test_meta_lr_moves_blit_without_compiling_redrawing_or_moving_axes(rate_explorer, compilations):
+    full_draws = []
+    rate_explorer.figure.canvas.mpl_connect("draw_event", full_draws.append)
+    limits = [(ax.get_xlim(), ax.get_ylim()) for ax in rate_explorer.figure.axes]
+    image = bytes(rate_explorer._canvas.view.value)
+    assert image.startswith(b"\xff\xd8")  # the headless view: a JPEG image widget
+    rate_explorer.slider.value = 0.001
+    assert bytes(rate_explorer._canvas.view.value) != image
+    rate_explorer.slider.value = 0.1
+    rate_explorer.set(meta_lr=0.1)  # the same β again still redraws, by blitting
+    assert full_draws == [] and compilations == []
+    assert [(ax.get_xlim(), ax.get_ylim()) for ax in rate_explorer.figure.axes] == limits
+    assert "application/vnd.jupyter.widget-view+json" in rate_explorer._repr_mimebundle_()
+
+
+BAD_RATE_INPUTS = [
+    (dict(runs=[]), "runs must be a non-empty dict"),
+    (dict(runs={}), "runs must be a non-empty dict"),
+    (dict(runs={0.0: None}), "runs must be keyed by meta-learning rates β > 0, got 0.0"),
+    (dict(runs={"fast": None}), "runs must be keyed by meta-learning rates"),
+    (dict(runs={0.1: "a result"}), r"runs\[0.1\] must be an experiments.Results"),
+    (dict(env_steps=np.arange(N_CHECKPOINTS)), "runs must share env_steps"),
+    (dict(n_seeds=2), "runs must share seeds and checkpoints"),
+    (dict(labels=("γ", "λ")), "labels must name the 3 hyper-parameters"),
+    (dict(log_scale=("c",)), "log_scale must list some of"),
+    (dict(log_scale=("λ",), negative=True), "log_scale: λ must be > 0"),
+    (dict(meta_lr=0.5), r"meta_lr must be one of \[0.001, 0.01, 0.1\], got 0.5"),
+    (dict(estimator="k5"), "unknown estimator 'k5'"),
+]
+
+
+@pytest.mark.parametrize("bad, words", BAD_RATE_INPUTS, ids=[str(b) for b, _ in BAD_RATE_INPUTS])
+def test_meta_lr_explorer_rejects_bad_input_naming_the_argument(rate_runs, bad, words):
+    bad = dict(bad)
+    runs = dict(rate_runs)
+    last = runs[RATES[-1]]
+    if "env_steps" in bad:
+        runs[RATES[-1]] = last._replace(env_steps=bad.pop("env_steps"))
+    if "n_seeds" in bad:
+        runs[RATES[-1]] = fake_result(np.random.default_rng(0), n_seeds=bad.pop("n_seeds"))
+    if bad.pop("negative", False):
+        runs[RATES[-1]] = last._replace(hyper=last.hyper - 2.0)
+    arguments = dict(runs=runs, labels=LABELS) | bad
+    with pytest.raises(ValueError, match=words):
+        widgets.MetaLearningRateExplorer(**arguments)
+
+
+@pytest.mark.parametrize("meta_lr", [0.2, "0.1", True, None])
+def test_meta_lr_set_rejects_a_rate_without_runs_and_keeps_the_view(rate_explorer, meta_lr):
+    rate_explorer.set(meta_lr=0.001)
+    with pytest.raises(ValueError, match="meta_lr must be one of"):
+        rate_explorer.set(meta_lr=meta_lr)
+    assert rate_explorer.slider.value == 0.001 and rate_explorer.plot_data["highlighted"] == [0.001]
+
+
+# --------------------------------------------------------------------------------------------------
+# Lesson 07's trial-decision explorer: the oracle is experiments.trial_decision on the stored runs
+
+# (threshold, trial) reaching each outcome on the stored runs: k5, mix5, and none accepted.
+DECISION_SETTINGS = [(0.001, 2), (0.01, 4), (0.3, 16), (0.03, 3), (0.001, 1)]
+
+
+@pytest.fixture(scope="module")
+def stored_results():
+    return experiments.load_results(experiments.STORED_RESULTS)
+
+
+@pytest.fixture
+def decision_explorer(stored_results):
+    return widgets.TrialDecisionExplorer(stored_results, threshold=0.01, trial=4)
+
+
+def test_decision_explorer_shows_exactly_the_trial_decision(decision_explorer, stored_results):
+    chosen = set()
+    for threshold, trial in DECISION_SETTINGS:
+        decision_explorer.set(threshold=threshold, trial=trial)
+        expected = experiments.trial_decision(stored_results, threshold, trial)
+        assert decision_explorer.readout["decision"] == expected
+        data = decision_explorer.plot_data
+        assert data["span"] == (0.0, pytest.approx(stored_results.env_steps[trial - 1] / 1e3))
+        assert data["threshold"] == threshold
+        assert data["outlined"] == [expected.chosen or "fixed5"]  # none accepted: the control
+        text = decision_explorer.readout_html.value
+        assert f"{stored_results.env_steps[trial - 1]:,} steps per agent" in text
+        assert (expected.chosen or "none, keep the hand-set values") in text
+        chosen.add(expected.chosen)
+    assert chosen == {"k5", "mix5", None}  # the settings reach every outcome
+
+
+def test_decision_sliders_themselves_update_the_view(decision_explorer, stored_results):
+    decision_explorer.trial_slider.value = 2
+    decision_explorer.threshold_slider.value = 0.001
+    assert decision_explorer.plot_data["outlined"] == ["k5"]
+    assert decision_explorer.readout["decision"] == experiments.trial_decision(
+        stored_results, 0.001, 2
+    )
+    decision_explorer.threshold_slider.value = 0.2
+    assert decision_explorer.plot_data["outlined"] == ["fixed5"]
+    assert decision_explorer.plot_data["threshold"] == pytest.approx(0.2)
+
+
+def test_decision_explorer_draws_each_runs_snr_and_final_return(decision_explorer, stored_results):
+    data = decision_explorer.plot_data
+    own = experiments.own_snr(stored_results)
+    assert list(data["snr"]) == ["k1", "k5", "mix5"]  # the fixed control has no meta-gradient
+    for name, curve in data["snr"].items():
+        np.testing.assert_allclose(curve, own[name].mean(axis=0), rtol=1e-12)
+    # Final return: the mean over the last quarter (4 of 16) of checkpoints, then over seeds.
+    finals = np.nanmean(stored_results.episode_return[..., -4:], axis=-1).mean(axis=1)
+    assert data["bars"] == pytest.approx(dict(zip(stored_results.estimators, finals, strict=True)))
+
+
+def test_decision_moves_blit_without_compiling_redrawing_or_moving_axes(
+    decision_explorer, compilations
+):
+    full_draws = []
+    decision_explorer.figure.canvas.mpl_connect("draw_event", full_draws.append)
+    limits = [(ax.get_xlim(), ax.get_ylim()) for ax in decision_explorer.figure.axes]
+    image = bytes(decision_explorer._canvas.view.value)
+    for threshold, trial in DECISION_SETTINGS:
+        decision_explorer.set(threshold=threshold, trial=trial)
+    decision_explorer.threshold_slider.value = 10**-0.5  # the slider's ends
+    decision_explorer.trial_slider.value = 1
+    assert full_draws == [] and compilations == []
+    assert [(ax.get_xlim(), ax.get_ylim()) for ax in decision_explorer.figure.axes] == limits
+    assert bytes(decision_explorer._canvas.view.value) != image
+
+
+def only_fixed(results):
+    """The stored results cut down to the hand-set control alone."""
+    last = slice(len(results.estimators) - 1, None)
+    return results._replace(
+        estimators=results.estimators[last], samples=results.samples[last], snr=results.snr[last]
+    )
+
+
+BAD_THRESHOLD = "threshold must be a number from 0.001 to 0.3162"
+BAD_TRIAL = "trial must be an integer from 1 to n_checkpoints=16"
+BAD_DECISION_INPUTS = [
+    (dict(threshold=0.0), BAD_THRESHOLD),
+    (dict(threshold=0.5), BAD_THRESHOLD),
+    (dict(threshold=float("nan")), BAD_THRESHOLD),
+    (dict(threshold="0.01"), BAD_THRESHOLD),
+    (dict(threshold=True), BAD_THRESHOLD),
+    (dict(trial=0), BAD_TRIAL),
+    (dict(trial=17), BAD_TRIAL),
+    (dict(trial=2.0), BAD_TRIAL),
+    (dict(trial=True), BAD_TRIAL),
+]
+
+
+@pytest.mark.parametrize(
+    "bad, words", BAD_DECISION_INPUTS, ids=[str(b) for b, _ in BAD_DECISION_INPUTS]
+)
+def test_decision_explorer_rejects_bad_input_naming_the_argument(stored_results, bad, words):
+    with pytest.raises(ValueError, match=words):
+        widgets.TrialDecisionExplorer(stored_results, **bad)
+
+
+@pytest.mark.parametrize(
+    "bad, words", BAD_DECISION_INPUTS, ids=[str(b) for b, _ in BAD_DECISION_INPUTS]
+)
+def test_decision_set_rejects_bad_input_and_moves_nothing(decision_explorer, bad, words):
+    decision_explorer.set(threshold=0.03, trial=5)
+    with pytest.raises(ValueError, match=words):
+        decision_explorer.set(**({"threshold": 0.001, "trial": 2} | bad))
+    assert (
+        decision_explorer.readout["threshold"] == 0.03 and decision_explorer.readout["trial"] == 5
+    )
+    assert (
+        decision_explorer.threshold_slider.value == 0.03
+        and decision_explorer.trial_slider.value == 5
+    )
+
+
+@pytest.mark.parametrize(
+    "results, words",
+    [("runs", "results must be an experiments.Results"), (None, "self-tuning estimator")],
+)
+def test_decision_explorer_needs_results_with_a_self_tuning_run(stored_results, results, words):
+    with pytest.raises(ValueError, match=words):
+        widgets.TrialDecisionExplorer(only_fixed(stored_results) if results is None else results)
