@@ -75,7 +75,7 @@ def time_moves(explorer, control, values) -> tuple[list[float], int, int]:
             start = time.perf_counter()
             control.value = value
             times.append(time.perf_counter() - start)
-            if getattr(explorer, "message", ""):  # BatchSizeExplorer's slider has no bad values
+            if getattr(explorer, "message", ""):  # only MetaGradientExplorer can reject a value
                 raise RuntimeError(f"the explorer rejected {value!r}: {explorer.message}")
     finally:
         counter.close()
