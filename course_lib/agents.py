@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import optax
 
 from course_lib import progress
+from course_lib.checks import check_unit_interval
 from course_lib.envs.snake import SnakeEnv, SnakeState
 
 Array = jax.Array
@@ -182,8 +183,8 @@ def lambda_returns(
         next_values = jnp.zeros_like(rewards)
     elif next_values.shape != rewards.shape:
         raise ValueError(f"next_values must have shape {rewards.shape}, got {next_values.shape}")
-    _check_unit_interval("gamma", gamma)
-    _check_unit_interval("lam", lam)
+    check_unit_interval("gamma", gamma)
+    check_unit_interval("lam", lam)
 
     def backward(g_next, xs):
         r, d, v_next = xs
@@ -194,19 +195,6 @@ def lambda_returns(
         backward, bootstrap_value, (rewards, discounts, next_values), reverse=True
     )
     return returns
-
-
-def _check_unit_interval(name: str, value) -> None:
-    """Reject concrete values outside [0, 1]; traced values (inside jit) are the caller's job."""
-    v = jnp.asarray(value)
-    if v.ndim != 0:
-        raise ValueError(f"{name} must be a scalar, got shape {v.shape}")
-    try:
-        concrete = float(v)
-    except jax.errors.ConcretizationTypeError:
-        return
-    if not 0.0 <= concrete <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {concrete}")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from course_lib import metagrad, plots, stats
+from course_lib import metagrad, mixing, plots, stats
 from course_lib.problems import MetaProblem
 
 Array = jax.Array
@@ -81,13 +81,11 @@ class Estimator(NamedTuple):
     def weights(self, k_max: int, mix_lambda: float) -> np.ndarray:
         """Weights over g_1..g_{k_max}, zero beyond K: one-hot at K, ∝ λ_mix^(k−1), or all zero
         (fixed: ĝ = 0, so Adam leaves η where it is). [k_max]."""
-        if self.kind == "mix":
-            w = metagrad.geometric_weights(self.k, mix_lambda)
-        elif self.kind == "k":
-            w = metagrad.one_hot_weights(self.k, self.k)
-        else:
-            w = np.zeros(self.k)
-        return np.pad(w, (0, k_max - self.k))
+        return mixing.estimator_weights(_KINDS[self.kind], self.k, k_max, lam=mix_lambda)
+
+
+# The experiments' short names (k5, mix5, fixed5) and the estimator kinds they stand for.
+_KINDS = {"k": "k-step", "mix": "geometric", "fixed": "fixed"}
 
 
 def parse_estimator(name: str) -> Estimator:

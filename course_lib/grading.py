@@ -38,8 +38,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib import agents, experiments, metagrad
-from course_lib.envs import bandit, cartpole
+from course_lib import agents, experiments, metagrad, reinforce
+from course_lib.envs import bandit
 from course_lib.stats import meta_gradient_stats
 
 Inputs = dict[str, Any]
@@ -282,7 +282,7 @@ def _f32(values: Sequence[float]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-_reference_reward_to_go = jax.jit(cartpole.reward_to_go)
+_reference_reward_to_go = jax.jit(reinforce.reward_to_go)
 
 
 @jax.jit
@@ -430,7 +430,7 @@ def check_log_prob_gradient(learner_fn: Callable[..., Any]) -> None:
 def check_reward_to_go(learner_fn: Callable[..., Any]) -> None:
     """Exercise 1.2: ``reward_to_go(rewards, gamma) -> [T]`` for one whole episode.
 
-    The same signature as ``course_lib.envs.cartpole.reward_to_go`` (its reference).
+    The same signature as ``course_lib.envs.reinforce.reward_to_go`` (its reference).
 
     ``G_t = Σ_{t' ≥ t} γ^(t'−t) r_t'``: the discounted rewards from step t on (an action cannot
     change rewards that came before it). Recursively ``G_t = r_t + γ G_{t+1}``, ``G_T = 0``.

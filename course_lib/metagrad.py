@@ -26,11 +26,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from course_lib.checks import check_choice, check_finite_per_step, check_int
+from course_lib.mixing import (  # noqa: F401  (the engine's public names include the weights)
+    check_weights,
+    estimator_weights,
+    geometric_weights,
+    lambda_return_weights,
+    mix_meta_gradients,
+    one_hot_weights,
+    uniform_weights,
+)
 from course_lib.problems import PROBLEM_BUILDERS, MetaProblem
 
-MODES = ("forward", "reverse")
+AUTODIFF_MODES = ("forward", "reverse")
 MAX_ENUMERATED_PATHS = 2**20
-WEIGHT_TOLERANCE = 1e-6
 
 
 # --------------------------------------------------------------------------------------------------
@@ -71,11 +80,6 @@ def _cached_problem(name: str, settings: tuple, x64: bool) -> MetaProblem:
 # Argument checks (before any tracing)
 
 
-def _check_int(value, name: str, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
 def _check_eta(problem: MetaProblem, eta) -> jax.Array:
     eta = jnp.asarray(eta)
     if eta.shape != (problem.n_eta,):
@@ -85,25 +89,6 @@ def _check_eta(problem: MetaProblem, eta) -> jax.Array:
     if not isinstance(eta, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(eta))):
         raise ValueError(f"eta must be finite, got {np.asarray(eta)}")
     return eta.astype(problem.eta0.dtype)
-
-
-def _check_mode(mode) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-
-
-def _check_finite(per_step, what: str = "meta-gradient"):
-    """Raise if a concrete ``[..., k_max, n_eta]`` result is non-finite, naming the first bad k."""
-    if isinstance(per_step, jax.core.Tracer):
-        return per_step
-    values = np.asarray(per_step)
-    bad = ~np.isfinite(values).reshape(-1, values.shape[-2], values.shape[-1]).all(axis=(0, 2))
-    if bad.any():
-        k = int(np.argmax(bad)) + 1
-        raise ValueError(
-            f"{what} diverged (non-finite) at k={k}: try a smaller learning rate or a smaller k_max"
-        )
-    return per_step
 
 
 # --------------------------------------------------------------------------------------------------
@@ -229,7 +214,7 @@ def prefix_outer_losses(problem: MetaProblem, eta, key: jax.Array, k_max: int) -
 
     Returns: [k_max].
     """
-    _check_int(k_max, "k_max")
+    check_int("k_max", k_max)
     eta = _check_eta(problem, eta)
     return _prefix_outer_losses_jit(problem, eta, key, int(k_max))
 
@@ -246,10 +231,11 @@ def k_step_meta_gradients(
     Returns: [k_max, n_eta]; row k−1 is g_k. Raises ``ValueError`` naming the first k where it is
     non-finite.
     """
-    _check_int(k_max, "k_max")
-    _check_mode(mode)
+    check_int("k_max", k_max)
+    check_choice("mode", mode, AUTODIFF_MODES)
     eta = _check_eta(problem, eta)
-    return _check_finite(_meta_gradients_jit(problem, eta, key, int(k_max), mode))
+    per_step = _meta_gradients_jit(problem, eta, key, int(k_max), mode)
+    return check_finite_per_step("meta-gradient", per_step)
 
 
 def sample_meta_gradients(
@@ -262,103 +248,12 @@ def sample_meta_gradients(
     One compiled function per (problem, k_max, n_seeds, mode), vmapped over seeds.
     Returns: [n_seeds, k_max, n_eta].
     """
-    _check_int(k_max, "k_max")
-    _check_mode(mode)
-    _check_int(n_seeds, "n_seeds", minimum=2)
+    check_int("k_max", k_max)
+    check_choice("mode", mode, AUTODIFF_MODES)
+    check_int("n_seeds", n_seeds, minimum=2)
     eta = _check_eta(problem, eta)
     samples = _sample_meta_gradients_jit(problem, eta, key, int(k_max), int(n_seeds), mode)
-    return _check_finite(samples)
-
-
-# --------------------------------------------------------------------------------------------------
-# Mixing weights (numpy: cheap enough to call on every slider move)
-
-
-def _check_unit_interval(value, name: str) -> float:
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return value
-
-
-def one_hot_weights(k: int, k_max: int) -> np.ndarray:
-    """w_j = 1 if j = k else 0, j = 1..k_max: mixing with these gives g_k. [k_max]."""
-    _check_int(k_max, "k_max")
-    _check_int(k, "k")
-    if k > k_max:
-        raise ValueError(f"k must be <= k_max ({k_max}), got {k}")
-    return np.eye(k_max)[k - 1]
-
-
-def uniform_weights(k: int) -> np.ndarray:
-    """w_j = 1/k, j = 1..k. [k]."""
-    _check_int(k, "k")
-    return np.full(k, 1.0 / k)
-
-
-def geometric_weights(k: int, lam: float) -> np.ndarray:
-    """w_j ∝ lam^(j−1), j = 1..k, normalised. lam = 0 gives g_1, lam = 1 the uniform mix. [k]."""
-    _check_int(k, "k")
-    lam = _check_unit_interval(lam, "lam")
-    raw = lam ** np.arange(k, dtype=float)  # 0.0 ** 0 == 1: lam = 0 puts all weight on g_1
-    return raw / raw.sum()
-
-
-def lambda_return_weights(k: int, rho: float) -> np.ndarray:
-    """λ-return-shaped weights: w_j = (1−rho) rho^(j−1) for j < k, w_k = rho^(k−1).
-
-    rho = 0 gives g_1, rho = 1 gives g_k; they sum to 1 by construction. [k].
-    """
-    _check_int(k, "k")
-    rho = _check_unit_interval(rho, "rho")
-    powers = rho ** np.arange(k, dtype=float)
-    weights = (1.0 - rho) * powers
-    weights[-1] = powers[-1]
-    return weights
-
-
-def check_weights(weights, k_max: int | None = None) -> np.ndarray:
-    """Validate mixing weights: 1-D, 1 <= len <= k_max, finite, >= 0, summing to 1 within 1e-6.
-
-    Returns them as a float numpy array; raises ``ValueError`` naming ``weights`` otherwise.
-    """
-    w = np.asarray(weights, dtype=float)
-    if w.ndim != 1 or w.size == 0:
-        raise ValueError(f"weights must be a non-empty 1-D array, got shape {w.shape}")
-    if k_max is not None and w.size > k_max:
-        raise ValueError(f"weights must have at most k_max={k_max} entries, got {w.size}")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError(f"weights must be finite and >= 0, got {w}")
-    if abs(w.sum() - 1.0) > WEIGHT_TOLERANCE:
-        raise ValueError(f"weights must sum to 1 (within {WEIGHT_TOLERANCE}), got sum {w.sum()!r}")
-    return w
-
-
-def mix_meta_gradients(per_step, weights):
-    """g_mix = Σ_{j=1}^{len(w)} w_j g_j, mixing the first len(weights) prefix meta-gradients.
-
-    Args:
-      per_step: [..., k_max, n_eta] (e.g. [k_max, n_eta] or a seed cache [n_seeds, k_max, n_eta]).
-      weights: [k] with k <= k_max, >= 0, summing to 1 (pad with zeros to k_max to keep one shape).
-    Returns: [..., n_eta]. Numpy in, numpy out (fast: no dispatch); jax arrays or tracers go through
-    ``jnp`` so the function can sit inside ``jit`` with traced weights (checked only when concrete).
-    """
-    k_max = np.shape(per_step)[-2] if np.ndim(per_step) >= 2 else None
-    if k_max is None:
-        raise ValueError(f"per_step must have shape [..., k_max, n_eta], got {np.shape(per_step)}")
-    if isinstance(weights, jax.core.Tracer) or isinstance(per_step, jax.core.Tracer):
-        xp = jnp
-        if not isinstance(weights, jax.core.Tracer):
-            weights = check_weights(weights, k_max)
-    else:
-        weights = check_weights(weights, k_max)
-        xp = jnp if isinstance(per_step, jax.Array) else np
-    k = np.shape(weights)[0]
-    if k > k_max:
-        raise ValueError(f"weights must have at most k_max={k_max} entries, got {k}")
-    return xp.einsum(
-        "k,...ke->...e", xp.asarray(weights, dtype=per_step.dtype), per_step[..., :k, :]
-    )
+    return check_finite_per_step("meta-gradient", samples)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -429,11 +324,11 @@ def exact_meta_gradient_paths(problem: MetaProblem, eta, k_max: int) -> tuple[ja
     Returns: probabilities [n_paths] (summing to 1), per_step [n_paths, k_max, n_eta], with
     n_paths = (2·n_arms)^(batch_size·k_max) for the bandit.
     """
-    _check_int(k_max, "k_max")
+    check_int("k_max", k_max)
     _check_path_count(problem, k_max)
     eta = _check_eta(problem, eta)
     prob, per_step = _exact_paths_jit(problem, eta, int(k_max))
-    return prob, _check_finite(per_step, "exact meta-gradient")
+    return prob, check_finite_per_step("exact meta-gradient", per_step)
 
 
 def exact_meta_gradient_moments(
@@ -458,7 +353,7 @@ def true_meta_gradients(problem: MetaProblem, eta, k_max: int) -> jax.Array:
 
     Returns: [k_max, n_eta].
     """
-    _check_int(k_max, "k_max")
+    check_int("k_max", k_max)
     _check_path_count(problem, k_max)
     eta = _check_eta(problem, eta)
     return _true_meta_gradients_jit(problem, eta, int(k_max))
@@ -466,5 +361,5 @@ def true_meta_gradients(problem: MetaProblem, eta, k_max: int) -> jax.Array:
 
 def true_meta_gradient(problem: MetaProblem, eta, k: int) -> jax.Array:
     """g*_k alone (see ``true_meta_gradients``). Returns: [n_eta]."""
-    _check_int(k, "k")
+    check_int("k", k)
     return true_meta_gradients(problem, eta, k)[-1]

@@ -52,15 +52,11 @@ from matplotlib.ticker import LogFormatterSciNotation, LogLocator, MaxNLocator, 
 from PIL import Image
 from tqdm.auto import tqdm
 
-from course_lib import experiments, metagrad, plots, progress
+from course_lib import experiments, metagrad, mixing, plots, progress
 from course_lib.stats import meta_gradient_stats
 
-MODES = {
-    "k-step": "K-step only",
-    "geometric": "geometric, w ∝ λ^(k−1)",
-    "lambda-return": "λ-return style, ρ",
-    "free": "free weights",
-}
+# The estimator kinds the explorer offers (labels from ``mixing.ESTIMATOR_KINDS``).
+MODES = {kind: mixing.ESTIMATOR_KINDS[kind] for kind in ("k-step", "geometric", "lambda-return", "free")}
 CURVES = {
     "variance": "variance tr Cov(g)",
     "bias_squared": "bias² ‖E g − g*_K‖²",
@@ -80,53 +76,16 @@ DPI = 80
 # Pure NumPy pieces: the weights of every horizon, and the statistics of every mix at once
 
 
-def mixing_weights(mode: str, k: int, lam: float, free_weights) -> np.ndarray:
-    """The normalised weights w_1..w_K of the estimator chosen in the explorer. [k].
-
-    ``lam`` is λ for "geometric" and ρ for "lambda-return"; ``free_weights`` ([>= k], >= 0, not all
-    zero among the first k) are normalised over the first k. Raises ``ValueError`` otherwise.
-    """
-    if mode == "k-step":
-        return metagrad.one_hot_weights(k, k)
-    if mode == "geometric":
-        return metagrad.geometric_weights(k, lam)
-    if mode == "lambda-return":
-        return metagrad.lambda_return_weights(k, lam)
-    if mode != "free":
-        raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
-    raw = np.asarray(free_weights, dtype=float)[:k]
-    if not np.all(np.isfinite(raw)) or np.any(raw < 0):
-        raise ValueError(f"free weights must be finite and >= 0, got {raw}")
-    if raw.sum() <= 0:
-        raise ValueError(f"the free weights w1..w{k} are all zero: raise at least one above 0")
-    return raw / raw.sum()
-
-
-def weight_matrix(mode: str, lam: float, free_weights, k_max: int) -> np.ndarray:
-    """Row K−1 holds the weights of the chosen estimator at horizon K, zero-padded to k_max.
-
-    Rows where the weights are undefined (free weights all zero up to K) are NaN, so the curves
-    leave a gap there. Returns: [k_max, k_max].
-    """
-    matrix = np.zeros((k_max, k_max))
-    for k in range(1, k_max + 1):
-        try:
-            matrix[k - 1, :k] = mixing_weights(mode, k, lam, free_weights)
-        except ValueError:
-            matrix[k - 1] = np.nan
-    return matrix
-
-
 def recombine(samples, mode: str, lam: float, free_weights, reference=None):
     """Every horizon's estimate for the chosen weights, and its statistics: one NumPy pass.
 
     Args:
-      samples: the cache [n_seeds, k_max, n_eta]; mode, lam, free_weights: as in ``mixing_weights``.
+      samples: the cache [n_seeds, k_max, n_eta]; mode, lam, free_weights: as in ``mixing.estimator_weights``.
       reference: [k_max, n_eta] or None.
     Returns: (mixed [n_seeds, k_max, n_eta] with column K−1 = Σ_k w_k g_k at horizon K, NaN where
     the weights are undefined; its ``curve_values``).
     """
-    matrix = weight_matrix(mode, lam, free_weights, samples.shape[1])
+    matrix = mixing.weight_matrix(mode, samples.shape[1], lam, free_weights)
     mixed = np.einsum("Kk,ske->sKe", matrix, samples)
     return mixed, curve_values(mixed, reference)
 
@@ -746,11 +705,11 @@ class MetaGradientExplorer:
         valid_views = [value for _, value in self.view_dropdown.options]
         if view is not None and view not in valid_views:
             raise ValueError(f"view must be one of {valid_views}, got {view!r}")
-        mixing_weights(
+        mixing.estimator_weights(
             mode or self.mode_dropdown.value,
             k or self.k_slider.value,
-            self.lam_slider.value if lam is None else lam,
-            free,
+            lam=self.lam_slider.value if lam is None else lam,
+            free_weights=free,
         )
         return {
             "k": k,
@@ -786,7 +745,7 @@ class MetaGradientExplorer:
         free = [slider.value for slider in self.weight_sliders]
         self._sync_controls(mode, k)
         try:
-            weights = mixing_weights(mode, k, lam, free)
+            weights = mixing.estimator_weights(mode, k, lam=lam, free_weights=free)
             mixed, mix = recombine(self.samples, mode, lam, free, self.reference)
             values, mean, true, label = self._projection(k, mixed[:, k - 1], mix["mean"][k - 1])
         except Exception as error:  # a learner's widget shows the failure instead of a traceback

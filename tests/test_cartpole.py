@@ -7,8 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib.envs import cartpole
-from course_lib.envs.cartpole import Episodes, ReinforceConfig, make_episode_sampler
+from course_lib import reinforce
+from course_lib.agents import mlp
+from course_lib.envs.cartpole import Episodes, make_episode_sampler
+from course_lib.reinforce import ReinforceConfig
 
 
 @pytest.fixture
@@ -19,8 +21,8 @@ def float64():
 
 @pytest.fixture(scope="module")
 def episodes():
-    params = cartpole.init_policy(jax.random.PRNGKey(0))
-    return make_episode_sampler(n_envs=6, max_steps=100)(params, jax.random.PRNGKey(1))
+    params = reinforce.init_policy(jax.random.PRNGKey(0))
+    return make_episode_sampler(n_envs=6, max_steps=100, policy_logits=mlp)(params, jax.random.PRNGKey(1))
 
 
 @pytest.mark.parametrize(
@@ -35,7 +37,7 @@ def episodes():
 )
 def test_sampler_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        make_episode_sampler(**kwargs)
+        make_episode_sampler(policy_logits=mlp, **kwargs)
 
 
 def test_episode_arrays_have_time_major_shapes(episodes):
@@ -48,11 +50,11 @@ def test_episode_arrays_have_time_major_shapes(episodes):
 
 
 def test_same_key_gives_same_episodes_and_other_keys_differ():
-    params = cartpole.init_policy(jax.random.PRNGKey(0))
-    sample = make_episode_sampler(n_envs=4, max_steps=60)
+    params = reinforce.init_policy(jax.random.PRNGKey(0))
+    sample = make_episode_sampler(n_envs=4, max_steps=60, policy_logits=mlp)
     a, b = sample(params, jax.random.PRNGKey(7)), sample(params, jax.random.PRNGKey(7))
     # A second sampler (a fresh gymnasium env) must reproduce them too.
-    c = make_episode_sampler(n_envs=4, max_steps=60)(params, jax.random.PRNGKey(7))
+    c = make_episode_sampler(n_envs=4, max_steps=60, policy_logits=mlp)(params, jax.random.PRNGKey(7))
     d = sample(params, jax.random.PRNGKey(8))
     for x, y, z in zip(a, b, c, strict=True):
         np.testing.assert_array_equal(x, y)
@@ -90,9 +92,11 @@ def test_observations_and_actions_replay_in_a_plain_gymnasium_env(episodes):
 
 
 def test_time_limit_truncates_every_episode():
-    params = cartpole.init_policy(jax.random.PRNGKey(0))
+    params = reinforce.init_policy(jax.random.PRNGKey(0))
     # No episode of CartPole can fail within its first 5 steps, so all are cut by the limit.
-    out = make_episode_sampler(n_envs=3, max_steps=5, vectorization_mode="vector_entry_point")(
+    out = make_episode_sampler(
+        n_envs=3, max_steps=5, policy_logits=mlp, vectorization_mode="vector_entry_point"
+    )(
         params, jax.random.PRNGKey(0)
     )
     np.testing.assert_array_equal(out.episode_returns, [5, 5, 5])
@@ -117,16 +121,16 @@ def test_reward_to_go_matches_a_numpy_loop(float64):
     expected = np.zeros_like(rewards)
     for t in range(7):
         expected[t] = sum(0.9 ** (k - t) * rewards[k] for k in range(t, 7))
-    np.testing.assert_allclose(cartpole.reward_to_go(jnp.asarray(rewards), 0.9), expected)
+    np.testing.assert_allclose(reinforce.reward_to_go(jnp.asarray(rewards), 0.9), expected)
 
 
 def test_leave_one_out_baseline_averages_the_other_running_episodes(float64):
     returns = jnp.array([[3.0, 5.0, 10.0], [2.0, 4.0, 0.0], [1.0, 0.0, 0.0]])
     mask = jnp.array([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
     expected = [[7.5, 6.5, 4.0], [4.0, 2.0, 3.0], [0.0, 1.0, 1.0]]
-    np.testing.assert_allclose(cartpole.leave_one_out_baseline(returns, mask), expected)
+    np.testing.assert_allclose(reinforce.leave_one_out_baseline(returns, mask), expected)
     with pytest.raises(ValueError, match="returns and mask must both be"):
-        cartpole.leave_one_out_baseline(returns[0], mask[0])
+        reinforce.leave_one_out_baseline(returns[0], mask[0])
 
 
 def linear_logits(w, obs):
@@ -136,7 +140,7 @@ def linear_logits(w, obs):
 def test_reinforce_gradient_matches_the_score_function_formula(episodes, float64):
     """For logits = obs·W, ∇_W log π(a|s) = s ⊗ (onehot(a) − π(s)): an oracle without autodiff."""
     w = np.random.default_rng(1).normal(size=(4, 2))
-    adv = np.asarray(cartpole.reinforce_advantages(episodes, 0.9), np.float64)
+    adv = np.asarray(reinforce.reinforce_advantages(episodes, 0.9), np.float64)
     obs, actions, mask = (np.asarray(x, np.float64) for x in episodes[:2] + (episodes.mask,))
     logits = obs @ w
     pi = np.exp(logits - logits.max(-1, keepdims=True))
@@ -146,11 +150,11 @@ def test_reinforce_gradient_matches_the_score_function_formula(episodes, float64
     episodes64 = Episodes(*(jnp.asarray(x, jnp.float64) for x in episodes))._replace(
         actions=episodes.actions
     )
-    got = jax.grad(cartpole.reinforce_loss)(
+    got = jax.grad(reinforce.reinforce_loss)(
         jnp.asarray(w), episodes64, jnp.asarray(adv), linear_logits
     )
     np.testing.assert_allclose(got, expected, rtol=1e-10)
-    per_episode = cartpole.per_episode_gradients(
+    per_episode = reinforce.per_episode_gradients(
         jnp.asarray(w), episodes64, jnp.asarray(adv), linear_logits
     )
     assert per_episode.shape == (6, 8)
@@ -158,8 +162,8 @@ def test_reinforce_gradient_matches_the_score_function_formula(episodes, float64
 
 
 def test_advantages_are_zero_in_the_padding_and_baseline_changes_them(episodes):
-    plain = cartpole.reinforce_advantages(episodes, 1.0, baseline=False)
-    based = cartpole.reinforce_advantages(episodes, 1.0, baseline=True)
+    plain = reinforce.reinforce_advantages(episodes, 1.0, baseline=False)
+    based = reinforce.reinforce_advantages(episodes, 1.0, baseline=True)
     padding = np.asarray(episodes.mask) == 0
     assert (np.asarray(plain)[padding] == 0).all() and (np.asarray(based)[padding] == 0).all()
     # With γ = 1 the first reward-to-go is the episode length.
@@ -169,12 +173,12 @@ def test_advantages_are_zero_in_the_padding_and_baseline_changes_them(episodes):
 
 def test_train_reinforce_rejects_no_updates():
     with pytest.raises(ValueError, match="n_updates must be >= 1, got 0"):
-        cartpole.train_reinforce(jax.random.PRNGKey(0), ReinforceConfig(n_updates=0))
+        reinforce.train_reinforce(jax.random.PRNGKey(0), ReinforceConfig(n_updates=0))
 
 
 def test_a_short_reinforce_run_makes_episodes_much_longer():
     config = ReinforceConfig(n_updates=12, n_envs=8, learning_rate=0.05)
-    params, returns = cartpole.train_reinforce(jax.random.PRNGKey(0), config)
+    params, returns = reinforce.train_reinforce(jax.random.PRNGKey(0), config)
     assert returns.shape == (12, 8)
     first, last = float(returns[0].mean()), float(returns[-4:].mean())
     # A random policy balances for about 20 steps.

@@ -38,7 +38,7 @@ def meta_gradients_on(device, problem, k_max: int, mode: str) -> np.ndarray:
     return np.asarray(grads)
 
 
-@pytest.mark.parametrize("mode", metagrad.MODES)
+@pytest.mark.parametrize("mode", metagrad.AUTODIFF_MODES)
 @pytest.mark.parametrize("name", CASES)
 def test_meta_gradients_on_gpu_match_cpu(cpu_and_gpu, name, mode):
     settings, k_max = CASES[name]

@@ -129,7 +129,7 @@ def test_random_walk_meta_gradient_matches_a_hand_derivation():
     )
 
 
-@pytest.mark.parametrize("mode", metagrad.MODES)
+@pytest.mark.parametrize("mode", metagrad.AUTODIFF_MODES)
 def test_shorter_runs_are_prefixes_of_longer_runs(mode):
     problem = metagrad.make_problem("bandit")
     key = jax.random.key(0)

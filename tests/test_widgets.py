@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from course_lib import experiments, metagrad, widgets
+from course_lib import experiments, metagrad, mixing, widgets
 
 K_MAX, N_SEEDS = 4, 64
 
@@ -378,13 +378,13 @@ def test_from_samples_checks_shapes():
 
 def test_weight_matrix_rows_are_the_weights_of_each_horizon():
     free = [0.0, 0.0, 2.0, 1.0]
-    matrix = widgets.weight_matrix("free", 0.5, free, 4)
+    matrix = mixing.weight_matrix("free", 4, 0.5, free)
     assert np.isnan(matrix[:2]).all()  # w1..wK all zero for K = 1, 2
     np.testing.assert_allclose(matrix[2], [0, 0, 1, 0])
     np.testing.assert_allclose(matrix[3], [0, 0, 2 / 3, 1 / 3])
     for k in range(1, 5):
         np.testing.assert_allclose(
-            widgets.weight_matrix("lambda-return", 0.3, free, 4)[k - 1, :k],
+            mixing.weight_matrix("lambda-return", 4, 0.3, free)[k - 1, :k],
             hand_weights("lambda-return", k, 0.3),
         )
 

@@ -1,0 +1,174 @@
+"""Mixing weights: the one vocabulary for every estimator the course builds from g_1..g_K.
+
+A mixing estimator is g_mix = Σ_{k=1}^{K} w_k g_k, w_k ≥ 0, Σ_k w_k = 1 (docs/notation.md, §3).
+Every estimator of the course is such a weight vector over the prefix meta-gradients g_1..g_K:
+
+    kind             w_j, j = 1..K                                   knob
+    "k-step"         1 if j = K else 0                               —
+    "uniform"        1/K                                             —
+    "geometric"      ∝ λ^(j−1), normalised (λ = 0: g_1; λ = 1: uniform)   lam = λ
+    "lambda-return"  (1−ρ) ρ^(j−1) for j < K,  ρ^(K−1) for j = K      lam = ρ
+    "free"           your own non-negative numbers, normalised        free_weights
+    "fixed"          0 (the control: η is never updated)              —
+
+``estimator_weights`` gives any of them; the engine (``metagrad``), the explorers (``widgets``) and
+the experiments all call it. NumPy throughout: cheap enough to call on every slider move.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from course_lib.checks import check_choice, check_int, check_unit_interval
+
+WEIGHT_TOLERANCE = 1e-6
+ESTIMATOR_KINDS = {
+    "k-step": "K-step only",
+    "geometric": "geometric, w ∝ λ^(k−1)",
+    "lambda-return": "λ-return style, ρ",
+    "free": "free weights",
+    "uniform": "uniform, w = 1/K",
+    "fixed": "fixed: η never moves",
+}
+
+
+def one_hot_weights(k: int, k_max: int) -> np.ndarray:
+    """w_j = 1 if j = k else 0, j = 1..k_max: mixing with these gives g_k. [k_max]."""
+    k_max = check_int("k_max", k_max)
+    check_int("k", k)
+    if k > k_max:
+        raise ValueError(f"k must be <= k_max ({k_max}), got {k}")
+    return np.eye(k_max)[k - 1]
+
+
+def uniform_weights(k: int) -> np.ndarray:
+    """w_j = 1/k, j = 1..k. [k]."""
+    k = check_int("k", k)
+    return np.full(k, 1.0 / k)
+
+
+def geometric_weights(k: int, lam: float) -> np.ndarray:
+    """w_j ∝ lam^(j−1), j = 1..k, normalised. lam = 0 gives g_1, lam = 1 the uniform mix. [k]."""
+    k = check_int("k", k)
+    lam = check_unit_interval("lam", lam)
+    raw = lam ** np.arange(k, dtype=float)  # 0.0 ** 0 == 1: lam = 0 puts all weight on g_1
+    return raw / raw.sum()
+
+
+def lambda_return_weights(k: int, rho: float) -> np.ndarray:
+    """λ-return-shaped weights: w_j = (1−rho) rho^(j−1) for j < k, w_k = rho^(k−1).
+
+    rho = 0 gives g_1, rho = 1 gives g_k; they sum to 1 by construction. [k].
+    """
+    k = check_int("k", k)
+    rho = check_unit_interval("rho", rho)
+    powers = rho ** np.arange(k, dtype=float)
+    weights = (1.0 - rho) * powers
+    weights[-1] = powers[-1]
+    return weights
+
+
+def free_weights_normalised(k: int, free_weights) -> np.ndarray:
+    """The first k of ``free_weights`` (finite, >= 0, not all zero), divided by their sum. [k]."""
+    k = check_int("k", k)
+    raw = np.asarray(free_weights, dtype=float)
+    if raw.ndim != 1 or raw.size < k:
+        raise ValueError(f"free_weights must be a 1-D array of at least k={k} entries, got {raw}")
+    raw = raw[:k]
+    if not np.all(np.isfinite(raw)) or np.any(raw < 0):
+        raise ValueError(f"free weights must be finite and >= 0, got {raw}")
+    if raw.sum() <= 0:
+        raise ValueError(f"the free weights w1..w{k} are all zero: raise at least one above 0")
+    return raw / raw.sum()
+
+
+def estimator_weights(
+    kind: str, k: int, k_max: int | None = None, lam: float = 0.0, free_weights=None
+) -> np.ndarray:
+    """The weights w_1..w_k of any estimator (table above), zero-padded to ``k_max``.
+
+    Args:
+      kind: a key of ``ESTIMATOR_KINDS``.
+      k: the horizon K the estimator looks ahead (>= 1).
+      k_max: the length to pad to (>= k); default k.
+      lam: λ for "geometric", ρ for "lambda-return" (in [0, 1]); ignored otherwise.
+      free_weights: [>= k] for "free"; ignored otherwise.
+    Returns: [k_max]; sums to 1, except for "fixed" (all zero).
+    """
+    check_choice("kind", kind, ESTIMATOR_KINDS)
+    k = check_int("k", k)
+    k_max = k if k_max is None else check_int("k_max", k_max, minimum=k)
+    if kind == "k-step":
+        weights = one_hot_weights(k, k)
+    elif kind == "uniform":
+        weights = uniform_weights(k)
+    elif kind == "geometric":
+        weights = geometric_weights(k, lam)
+    elif kind == "lambda-return":
+        weights = lambda_return_weights(k, lam)
+    elif kind == "free":
+        weights = free_weights_normalised(k, free_weights)
+    else:
+        weights = np.zeros(k)
+    return np.pad(weights, (0, k_max - k))
+
+
+def weight_matrix(kind: str, k_max: int, lam: float = 0.0, free_weights=None) -> np.ndarray:
+    """Row K−1 holds ``estimator_weights(kind, K, k_max, ...)``, for every horizon K = 1..k_max.
+
+    Rows where the weights are undefined (free weights all zero up to K) are NaN, so curves drawn
+    from them leave a gap there. Returns: [k_max, k_max].
+    """
+    matrix = np.zeros((k_max, k_max))
+    for k in range(1, k_max + 1):
+        try:
+            matrix[k - 1] = estimator_weights(kind, k, k_max, lam, free_weights)
+        except ValueError:
+            matrix[k - 1] = np.nan
+    return matrix
+
+
+def check_weights(weights, k_max: int | None = None) -> np.ndarray:
+    """Validate mixing weights: 1-D, 1 <= len <= k_max, finite, >= 0, summing to 1 within 1e-6.
+
+    Returns them as a float numpy array; raises ``ValueError`` naming ``weights`` otherwise.
+    """
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 1 or w.size == 0:
+        raise ValueError(f"weights must be a non-empty 1-D array, got shape {w.shape}")
+    if k_max is not None and w.size > k_max:
+        raise ValueError(f"weights must have at most k_max={k_max} entries, got {w.size}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(f"weights must be finite and >= 0, got {w}")
+    if abs(w.sum() - 1.0) > WEIGHT_TOLERANCE:
+        raise ValueError(f"weights must sum to 1 (within {WEIGHT_TOLERANCE}), got sum {w.sum()!r}")
+    return w
+
+
+def mix_meta_gradients(per_step, weights):
+    """g_mix = Σ_{j=1}^{len(w)} w_j g_j, mixing the first len(weights) prefix meta-gradients.
+
+    Args:
+      per_step: [..., k_max, n_eta] (e.g. [k_max, n_eta] or a seed cache [n_seeds, k_max, n_eta]).
+      weights: [k] with k <= k_max, >= 0, summing to 1 (pad with zeros to k_max to keep one shape).
+    Returns: [..., n_eta]. Numpy in, numpy out (fast: no dispatch); jax arrays or tracers go through
+    ``jnp`` so the function can sit inside ``jit`` with traced weights (checked only when concrete).
+    """
+    k_max = np.shape(per_step)[-2] if np.ndim(per_step) >= 2 else None
+    if k_max is None:
+        raise ValueError(f"per_step must have shape [..., k_max, n_eta], got {np.shape(per_step)}")
+    if isinstance(weights, jax.core.Tracer) or isinstance(per_step, jax.core.Tracer):
+        xp = jnp
+        if not isinstance(weights, jax.core.Tracer):
+            weights = check_weights(weights, k_max)
+    else:
+        weights = check_weights(weights, k_max)
+        xp = jnp if isinstance(per_step, jax.Array) else np
+    k = np.shape(weights)[0]
+    if k > k_max:
+        raise ValueError(f"weights must have at most k_max={k_max} entries, got {k}")
+    return xp.einsum(
+        "k,...ke->...e", xp.asarray(weights, dtype=per_step.dtype), per_step[..., :k, :]
+    )

@@ -1,0 +1,40 @@
+"""The library's argument checks: one module, name first, a clear message for each bad value."""
+
+import jax
+import numpy as np
+import pytest
+
+from course_lib import checks
+
+
+def test_check_int_accepts_integers_in_range_and_rejects_the_rest():
+    assert checks.check_int("k", np.int64(3)) == 3
+    assert checks.check_int("k", 3, maximum=5, maximum_name="k_max") == 3
+    for bad in (0, -1, 2.0, True, "3"):
+        with pytest.raises(ValueError, match="k must be an integer >= 1"):
+            checks.check_int("k", bad)
+    with pytest.raises(ValueError, match="trial must be an integer from 1 to n=4, got 5"):
+        checks.check_int("trial", 5, maximum=4, maximum_name="n")
+
+
+def test_check_unit_interval_passes_traced_scalars_and_rejects_concrete_outsiders():
+    assert checks.check_unit_interval("gamma", 0.5) == 0.5
+    for bad in (-0.1, 1.01, float("nan")):
+        with pytest.raises(ValueError, match=r"gamma must be in \[0, 1\]"):
+            checks.check_unit_interval("gamma", bad)
+    with pytest.raises(ValueError, match="gamma must be a scalar"):
+        checks.check_unit_interval("gamma", np.ones(2))
+    assert jax.jit(lambda g: checks.check_unit_interval("gamma", g) * 2)(0.25) == 0.5
+
+
+def test_check_finite_per_step_names_the_first_bad_horizon():
+    values = np.ones((3, 4, 2))
+    assert checks.check_finite_per_step("meta-gradient", values) is values
+    values[1, 2, 0] = np.nan
+    with pytest.raises(ValueError, match="meta-gradient diverged .* at k=3"):
+        checks.check_finite_per_step("meta-gradient", values)
+
+
+def test_check_choice_lists_the_choices():
+    with pytest.raises(ValueError, match=r"mode must be one of \['forward', 'reverse'\]"):
+        checks.check_choice("mode", "sideways", ("forward", "reverse"))
