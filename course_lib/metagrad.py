@@ -1,4 +1,4 @@
-"""K-step and mixing meta-gradients, all prefixes from one pass (SPEC.md §1, PAPER_NOTES.md §2–§3).
+"""K-step and mixing meta-gradients, all prefixes from one pass (docs/notation.md §2–§3).
 
 Prefix structure: from θ_0, with τ_0 ~ π_{θ_0},
 

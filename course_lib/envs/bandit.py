@@ -4,7 +4,7 @@ Arm ``a`` pays reward 1 with probability ``p[a]`` and 0 otherwise. The agent is 
 π_θ(a) = exp(θ_a) / Σ_b exp(θ_b) over ``n_arms`` logits θ. Because one pull has only ``2 n_arms``
 outcomes, every sequence of pulls over a few learning steps can be listed and weighted by its exact
 probability: that is what makes this toy problem an exact oracle for meta-gradient estimators
-(PAPER_NOTES.md §6.3).
+(docs/notation.md §5).
 
 Everything here is a pure function of arrays, safe to ``jit``, ``vmap``, ``grad`` and ``scan``.
 """
