@@ -15,20 +15,31 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (meta-gradient course)"
 	touch $(STAMP)
 
+# The course's JupyterLab settings (jupyter/overrides.json: no news popup, no update check) go to
+# the overrides.d folder of the venv's JupyterLab, which reads every file there; the learner's own
+# ~/.jupyter is never touched.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d/metagrad-course.json
+
+$(LAB_OVERRIDES): jupyter/overrides.json $(STAMP)
+	mkdir -p $(@D)
+	cp $< $@
+
 # Jupyter refuses to run as root unless told; containers and cloud machines often run as root.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MultiKernelManager.default_kernel_name=$(KERNEL) $(ALLOW_ROOT)
+# Opens lesson 00 (JupyterLab wants the file as an absolute path when the root is notebooks/).
+lab: $(STAMP) $(LAB_OVERRIDES)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MultiKernelManager.default_kernel_name=$(KERNEL) \
+		$(ALLOW_ROOT) "$(CURDIR)/notebooks/00_setup_and_jax.ipynb"
 
-test: $(STAMP)
+test: $(STAMP) $(LAB_OVERRIDES)
 	COURSE_QUICK=1 $(PY) -m pytest
 
 # Grade one lesson from a terminal: make grade LESSON=01
 grade: $(STAMP)
 	COURSE_QUICK=1 $(PY) -m pytest --nbval-lax notebooks/$(LESSON)_*.ipynb
 
-browser-test: $(STAMP)
+browser-test: $(STAMP) $(LAB_OVERRIDES)
 	COURSE_QUICK=1 $(PY) -m pytest tests/browser
 
 # Refreshes the README's picture of the live explorer (needs Chromium, see .ci/install-system-deps).
