@@ -29,9 +29,7 @@ def bandit():
 def explorer(bandit):
     """The shared bandit explorer, put back to its starting controls for each test."""
     explorer = bandit[1]
-    assert explorer.set(
-        k=K_MAX, mode="lambda-return", lam=0.5, weights=np.ones(K_MAX), view="reference"
-    )
+    explorer.set(k=K_MAX, mode="lambda-return", lam=0.5, weights=np.ones(K_MAX), view="reference")
     return explorer
 
 
@@ -50,7 +48,7 @@ def compilations():
 
 
 def hand_weights(mode, k, lam=None, free=None):
-    """The four weight families written out by hand (SPEC.md §1)."""
+    """The four weight families written out by hand (docs/notation.md §3)."""
     j = np.arange(1, k + 1)
     if mode == "k-step":
         return (j == k).astype(float)
@@ -97,7 +95,7 @@ SETTINGS = [
 
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: "-".join(map(str, s.values())))
 def test_readout_equals_numpy_statistics_of_the_cached_samples(explorer, setting):
-    assert explorer.set(**setting), explorer.message
+    explorer.set(**setting)
     assert explorer.message == ""
     k, mode = setting["k"], setting["mode"]
     weights = hand_weights(mode, k, setting.get("lam"), setting.get("weights"))
@@ -150,7 +148,7 @@ def test_moving_the_widgets_themselves_updates_readout_and_plots(explorer):
 @pytest.mark.parametrize("setting", SETTINGS[2:], ids=lambda s: "-".join(map(str, s.values())))
 def test_plots_draw_the_current_estimates_and_curves(explorer, setting):
     before = copy.deepcopy(explorer.plot_data)
-    assert explorer.set(**setting), explorer.message
+    explorer.set(**setting)
     k = setting["k"]
     data = explorer.plot_data
     weights = hand_weights(setting["mode"], k, setting.get("lam"), setting.get("weights"))
@@ -188,12 +186,12 @@ def test_plots_draw_the_current_estimates_and_curves(explorer, setting):
 
 
 def test_k_step_mode_hides_the_mix_line(explorer):
-    assert explorer.set(mode="k-step", k=2)
+    explorer.set(mode="k-step", k=2)
     assert not any(curve["mix_visible"] for curve in explorer.plot_data["curves"].values())
 
 
 def test_component_view_shows_one_meta_parameter(explorer):
-    assert explorer.set(k=3, mode="geometric", lam=0.5, view=1)
+    explorer.set(k=3, mode="geometric", lam=0.5, view=1)
     data = explorer.plot_data
     expected = numpy_numbers(
         explorer.samples, explorer.reference, hand_weights("geometric", 3, 0.5)
@@ -205,8 +203,8 @@ def test_component_view_shows_one_meta_parameter(explorer):
 
 def test_slider_moves_never_compile(explorer, compilations):
     for k in range(1, K_MAX + 1):
-        for mode in widgets.MODES:
-            assert explorer.set(k=k, mode=mode, lam=0.1 * k)
+        for mode in widgets.EXPLORER_KINDS:
+            explorer.set(k=k, mode=mode, lam=0.1 * k)
     explorer.k_slider.value = 1
     explorer.weight_sliders[0].value = 0.3
     explorer.view_dropdown.value = 0
@@ -217,7 +215,7 @@ def test_slider_moves_never_compile(explorer, compilations):
 
 def test_new_samples_change_the_cache_without_recompiling(explorer, compilations):
     old = explorer.samples.copy()
-    assert explorer.set(k=3, mode="k-step")
+    explorer.set(k=3, mode="k-step")
     before = copy.deepcopy(explorer.plot_data)
     assert explorer.new_samples(), explorer.message
     assert compilations == []
@@ -244,27 +242,24 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("bad, words", BAD_INPUTS, ids=[str(b) for b, _ in BAD_INPUTS])
-def test_bad_input_shows_a_message_and_keeps_the_previous_view(explorer, bad, words):
-    assert explorer.set(k=2, mode="geometric", lam=0.4)
+def test_set_rejects_bad_input_naming_it_and_changes_nothing(explorer, bad, words):
+    explorer.set(k=2, mode="geometric", lam=0.4)
     view, readout = copy.deepcopy(explorer.plot_data), copy.deepcopy(explorer.readout)
-    controls = [explorer.k_slider.value, explorer.mode_dropdown.value, explorer.lam_slider.value]
-    assert explorer.set(**bad) is False
-    assert words in explorer.message
-    assert words in explorer.message_html.value or words in explorer.message_html.value.replace(
-        "&#x27;", "'"
-    )
-    assert controls == [
-        explorer.k_slider.value,
-        explorer.mode_dropdown.value,
-        explorer.lam_slider.value,
-    ]
+    controls = control_values(explorer)
+    with pytest.raises(ValueError, match=words):
+        explorer.set(**bad)
+    assert control_values(explorer) == controls
     assert_same_view(explorer, view, readout)
-    assert explorer.set(k=1)  # a good move clears the message
     assert explorer.message == "" and explorer.message_html.value == ""
 
 
+def control_values(explorer) -> list:
+    sliders = (explorer.k_slider, explorer.lam_slider, *explorer.weight_sliders)
+    return [control.value for control in (*sliders, explorer.mode_dropdown, explorer.view_dropdown)]
+
+
 def test_all_free_weight_sliders_at_zero_shows_a_message_until_one_rises(explorer):
-    assert explorer.set(weights=[1.0, 0.0, 0.0])
+    explorer.set(weights=[1.0, 0.0, 0.0])
     view, readout = copy.deepcopy(explorer.plot_data), copy.deepcopy(explorer.readout)
     explorer.weight_sliders[0].value = 0.0  # the learner drags the last non-zero weight down
     assert "all zero" in explorer.message and "all zero" in explorer.message_html.value
@@ -306,7 +301,7 @@ def test_every_setting_stays_inside_the_axes_drawn_for_the_sample_set():
     for _ in range(60):
         k = int(rng.integers(1, 7))
         weights = rng.random(k) ** 4  # often nearly one-hot: the extreme settings
-        assert explorer.set(k=k, weights=weights / weights.max(), view="reference")
+        explorer.set(k=k, weights=weights / weights.max(), view="reference")
         data = explorer.plot_data
         assert low <= data["estimates"].min() and data["estimates"].max() <= high
         for name in ("variance", "bias_squared", "mse"):
@@ -327,7 +322,7 @@ def test_explorer_from_synthetic_samples_without_a_reference():
         samples, meta_names=("a", "b", "c"), draw=draw
     )
     assert [value for _, value in explorer.view_dropdown.options] == [0, 1, 2]
-    assert explorer.set(k=5, mode="geometric", lam=0.5)
+    explorer.set(k=5, mode="geometric", lam=0.5)
     assert np.isnan(explorer.readout["bias"]) and np.isnan(explorer.readout["mse"])
     assert np.isfinite(explorer.readout["snr"])
     assert explorer.plot_data["true"] is None
@@ -393,7 +388,7 @@ def test_headless_view_is_an_image_widget(explorer):
     assert isinstance(explorer._canvas.view, ipywidgets.Image)
     before = bytes(explorer._canvas.view.value)
     assert before.startswith(b"\xff\xd8")  # JPEG
-    assert explorer.set(k=1, mode="k-step")
+    explorer.set(k=1, mode="k-step")
     assert bytes(explorer._canvas.view.value) != before
     assert "application/vnd.jupyter.widget-view+json" in explorer._repr_mimebundle_()
     assert "metagrad-readout" in explorer.readout_html._dom_classes
@@ -413,9 +408,9 @@ def test_ipympl_view_is_the_figure_canvas_made_under_ioff():
         assert isinstance(canvas, ipywidgets.DOMWidget)
         assert explorer._canvas.view is canvas
         assert plt.isinteractive() == interactive
-        assert explorer.set(k=2, mode="geometric", lam=0.2)
+        explorer.set(k=2, mode="geometric", lam=0.2)
         np.testing.assert_allclose(explorer.readout["weights"], [1 / 1.2, 0.2 / 1.2])
-        assert explorer.set(view=1)
+        explorer.set(view=1)
         assert explorer.message == ""
         # Before the browser view opens nothing is sent: ipympl would store a broken data URL.
         assert canvas._data_url is None
