@@ -4,8 +4,11 @@ Correct answers here are written the way a learner would (lax.scan, log_softmax)
 ``course_lib.agents``, which the checks use as their reference.
 """
 
+import importlib
 import logging
 import re
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -371,3 +374,75 @@ def test_bad_arguments_raise_value_error(n_trials, says):
         grading.compare_functions(
             lambda x: x, lambda x: x, _integer_sampler, exercise="9.9", hint="h", n_trials=n_trials
         )
+
+
+def test_mistake_seen_on_the_edge_cases_gets_its_hint():
+    with pytest.raises(AssertionError) as info:
+        grading.compare_functions(
+            lambda x: 3 * x,
+            lambda x: 2 * x,
+            _integer_sampler,
+            exercise="9.9",
+            hint="h",
+            edge_cases=[{"x": np.float32(1.0)}],
+            mistakes=[(lambda x: x, "not this one"), (lambda x: 3 * x, "tripled")],
+        )
+    assert str(info.value) == (
+        "Exercise 9.9: for x=1, the expected answer is 2 but your function returned 3; "
+        "hint: tripled"
+    )
+
+
+def test_failure_prints_no_passed_line_when_a_mistake_agrees_on_the_edge_cases(capsys):
+    """A wrong answer right on every edge case, like a known mistake that the edge cases do not
+    tell from the reference, fails on a random input with the general hint and prints nothing."""
+
+    def wrong_above_500(x):
+        return 2 * x + (x > 500)
+
+    with pytest.raises(AssertionError) as info:
+        grading.compare_functions(
+            wrong_above_500,
+            lambda x: 2 * x,
+            lambda rng: {"x": np.float32(600.0)},
+            exercise="9.9",
+            hint="h",
+            edge_cases=[{"x": np.float32(1.0)}],
+            mistakes=[(lambda x: 2 * x, "a mistake the edge cases miss")],
+        )
+    assert str(info.value).startswith("Exercise 9.9: for x=600,")
+    assert str(info.value).endswith("; hint: h")
+    assert capsys.readouterr().out == ""
+
+
+def test_mistakes_need_edge_cases():
+    with pytest.raises(ValueError, match="give edge_cases too"):
+        grading.compare_functions(
+            lambda x: x, abs, _integer_sampler, exercise="9.9", hint="h", mistakes=[(abs, "")]
+        )
+
+
+def test_every_check_is_exported_from_its_lesson_module():
+    checks = {name for name in grading.__all__ if name.startswith("check_")}
+    assert len(checks) == 19
+    for module_name in grading._CHECKS:
+        module = importlib.import_module(f"course_lib.grading.{module_name}")
+        defined = {name for name in vars(module) if name.startswith("check_")}
+        assert defined == set(grading._CHECKS[module_name]), module_name
+    assert all(callable(getattr(grading, name)) for name in checks)
+    assert checks <= set(dir(grading))
+
+
+def test_lesson_00_loads_no_environment():
+    """Lesson 00's checks load no environment (jumanji, gymnasium): the other lesson groups'
+    checks are imported when first used."""
+    code = """if True:
+        import sys
+        import jax.numpy as jnp
+        from course_lib import grading
+
+        grading.check_discounted_sum(lambda r, g: jnp.sum(g ** jnp.arange(r.shape[0]) * r))
+        grading.check_gamma_gradients
+        assert not {"jumanji", "gymnasium"} & set(sys.modules), sorted(sys.modules)
+    """
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)

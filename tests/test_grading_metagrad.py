@@ -14,6 +14,7 @@ from grading_harness import harness_tests
 
 from course_lib import grading, metagrad
 from course_lib.envs import bandit
+from course_lib.grading import meta_gradients
 
 # --------------------------------------------------------------------------------------------
 # Correct answers, written as a learner would
@@ -263,7 +264,7 @@ def test_k_step_reference_matches_the_library_on_its_own_batches(k, x64):
     eta, key = problem.eta0 + 0.3, jax.random.key(k)
     batches, outer_batch = _library_batches(problem, eta, key, k)
     expected = metagrad.k_step_meta_gradients(problem, eta, key, k)[k - 1]
-    got = grading._reference_k_step_meta_gradient(problem, batches, outer_batch, eta)
+    got = meta_gradients.reference_k_step_meta_gradient(problem, batches, outer_batch, eta)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14)
 
 
@@ -278,7 +279,7 @@ def test_one_step_reference_matches_central_differences(x64):
 
     eps = 1e-6
     expected = [(outer(eta + eps * e) - outer(eta - eps * e)) / (2 * eps) for e in jnp.eye(2)]
-    got = grading._reference_one_step_meta_gradient(theta, actions, rewards, eta, p)
+    got = meta_gradients.reference_one_step_meta_gradient(theta, actions, rewards, eta, p)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-12)
 
 
