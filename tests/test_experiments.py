@@ -12,6 +12,8 @@ import pytest
 
 from course_lib import experiments, metagrad
 from course_lib.experiments import ExperimentConfig
+from course_lib.experiments import run as run_module
+from course_lib.experiments.results import SAVED
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ExperimentConfig(
@@ -98,7 +100,7 @@ def test_variance_and_snr_are_measured_from_the_samples_as_numpy_says(tiny_run):
 def test_an_interrupted_run_resumes_to_the_same_numbers(tiny_run, tmp_path, monkeypatch):
     _, uninterrupted = tiny_run
     out = tmp_path / "resumed.npz"
-    save = experiments._save_partial
+    save = run_module.save_partial
     calls = []
 
     def save_then_interrupt(*args):
@@ -107,11 +109,11 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(tiny_run, tmp_path, monk
         if len(calls) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(experiments, "_save_partial", save_then_interrupt)
+    monkeypatch.setattr(run_module, "save_partial", save_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         experiments.run_experiment(TINY, out, progress=False)
     assert experiments.partial_path(out).exists() and not out.exists()
-    monkeypatch.setattr(experiments, "_save_partial", save)
+    monkeypatch.setattr(run_module, "save_partial", save)
 
     # a partial run with other settings is not silently mixed in
     other = dataclasses.replace(TINY, seed=1)
@@ -119,7 +121,7 @@ def test_an_interrupted_run_resumes_to_the_same_numbers(tiny_run, tmp_path, monk
         experiments.run_experiment(other, out, progress=False)
 
     resumed = experiments.run_experiment(TINY, out, progress=False)
-    for name in experiments._SAVED + ("variance", "snr"):
+    for name in SAVED + ("variance", "snr"):
         np.testing.assert_array_equal(getattr(resumed, name), getattr(uninterrupted, name), name)
     assert out.exists() and not experiments.partial_path(out).exists()
 

@@ -1,0 +1,335 @@
+"""Running the capstone: one compiled chunk of meta-updates per group of estimators sharing K, the
+variance samples drawn from the frozen agents, and ``run_experiment``, which saves after each step.
+
+One meta-update is one block of K inner updates from the agent's current state (docs/notation.md
+§2 for the block, §6 for the η update):
+
+    τ_0 ~ π_{θ_0};  θ_k = U(θ_{k−1}, τ_{k−1}; η),  τ_k ~ π_{θ_k},  L_k = L_out(θ_k; τ_k),  k = 1..K
+    g_k = dL_k/dη   (all k from one forward-mode pass)
+    ĝ   = Σ_k w_k g_k,          η ← η + Adam(clip_by_global_norm(ĝ, 0.1)),   next block from θ_K
+
+The whole run is one compiled ``lax.scan`` per checkpoint chunk, vmapped over seeds (and over
+estimators that share K): ``make_chunk`` follows PureJaxRL's ``make_train(config)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from course_lib import metagrad
+from course_lib.experiments.results import (
+    Logs,
+    Progress,
+    Results,
+    discard_partial,
+    load_partial,
+    partial_path,
+    save_partial,
+    save_results,
+    with_measurements,
+    write_sidecar,
+)
+from course_lib.experiments.settings import ExperimentConfig, Plan, make_plan
+from course_lib.problems import MetaProblem
+
+Array = jax.Array
+
+
+# --------------------------------------------------------------------------------------------------
+# One block: K inner updates from the current state, every prefix meta-gradient, the final state
+
+
+def _episode_totals(batch) -> Array:
+    """[sum of returns of the episodes that ended in ``batch``, how many ended] (a Trajectory)."""
+    return jnp.stack([batch.finished_returns.sum(), batch.dones.sum().astype(jnp.float32)])
+
+
+def meta_gradient_block(problem: MetaProblem, state, eta: Array, key: Array, k: int):
+    """One meta-gradient block from ``state``: ``metagrad.meta_gradient_pass`` plus episode totals.
+
+    Returns:
+      per_step [k, n_eta] (row j−1 is g_j), the state after k inner updates and the outer rollout,
+      episode totals [2] (sum of finished-episode returns, their number) over the k + 1 rollouts.
+    """
+    per_step, final_state, totals = metagrad.meta_gradient_pass(
+        problem, state, eta, key, k, summarize=_episode_totals
+    )
+    return per_step, final_state, totals.sum(axis=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# A checkpoint chunk of meta-updates, and the variance samples drawn from the frozen agents
+
+
+class RunState(NamedTuple):
+    """The carry of one run (one estimator, one seed); vmapped runs stack every leaf."""
+
+    problem_state: Any
+    eta: Array  # [n_eta]
+    meta_opt_state: Any
+    key: Array  # the run's root key
+    update: Array  # meta-updates done so far (int32 scalar)
+
+
+class ChunkLog(NamedTuple):
+    """What one chunk logs for one run."""
+
+    episode_totals: Array  # [2] sum of finished-episode returns and their number, over the chunk
+    eta: Array  # [n_eta] at the checkpoint
+    skipped: Array  # meta-updates skipped because ĝ was non-finite
+
+
+def _clipped_adam(learning_rate, clip) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(clip), optax.adam(learning_rate))
+
+
+def make_meta_optimizer(learning_rate: float, clip: float) -> optax.GradientTransformation:
+    """η's optimiser: global-norm clip then Adam (the follow-up code's 0.1 and 3e-3).
+
+    Both numbers live in the optimiser's state (``optax.inject_hyperparams``), not in the compiled
+    update, so runs at different meta-learning rates share one compiled chunk.
+    """
+    return optax.inject_hyperparams(_clipped_adam)(learning_rate=learning_rate, clip=clip)
+
+
+@functools.lru_cache(maxsize=16)
+def make_chunk(problem: MetaProblem, k: int, n_updates: int) -> Callable:
+    """Compile ``chunk(runs, weights) -> (runs, logs)``: ``n_updates`` meta-updates of block k.
+
+    ``runs``: a ``RunState`` with a leading [n_runs] axis; ``weights`` [n_runs, k] (one-hot for the
+    K-step estimator, geometric for mixing, zeros for the fixed control: arrays, so estimators of
+    the same K share one compiled function). ``logs``: a ``ChunkLog`` with leading [n_runs]. The
+    function is a ``lax.scan`` over meta-updates, vmapped over runs; update u of a run uses
+    ``fold_in(fold_in(run key, 0), u)``, so how a run is cut into chunks never changes its numbers.
+    Each run's meta-learning rate and clip are read from its optimiser state.
+    """
+    # update() takes the learning rate and clip from the state, never these placeholders.
+    meta_optimizer = make_meta_optimizer(learning_rate=0.0, clip=0.0)
+
+    def meta_update(weights: Array, carry, _):
+        run, totals, skipped = carry
+        key = jax.random.fold_in(jax.random.fold_in(run.key, 0), run.update)
+        per_step, problem_state, block_totals = meta_gradient_block(
+            problem, run.problem_state, run.eta, key, k
+        )
+        meta_grad = weights @ per_step
+        updates, meta_opt_state = meta_optimizer.update(meta_grad, run.meta_opt_state, run.eta)
+        finite = jnp.all(jnp.isfinite(meta_grad))
+        # A non-finite ĝ would poison Adam's moments for good: keep η and its optimiser unchanged.
+        eta, meta_opt_state = jax.tree_util.tree_map(
+            lambda new, old: jnp.where(finite, new, old),
+            (optax.apply_updates(run.eta, updates), meta_opt_state),
+            (run.eta, run.meta_opt_state),
+        )
+        run = RunState(problem_state, eta, meta_opt_state, run.key, run.update + 1)
+        return (run, totals + block_totals, skipped + (~finite).astype(jnp.int32)), None
+
+    def chunk(run: RunState, weights: Array):
+        (run, totals, skipped), _ = jax.lax.scan(
+            functools.partial(meta_update, weights),
+            (run, jnp.zeros(2), jnp.int32(0)),
+            None,
+            length=n_updates,
+        )
+        return run, ChunkLog(totals, run.eta, skipped)
+
+    return jax.jit(jax.vmap(chunk))
+
+
+@functools.lru_cache(maxsize=16)
+def make_sampler(problem: MetaProblem, k_var: int, n_variance_samples: int) -> Callable:
+    """Compile ``sampler(runs) -> [n_runs, n_variance_samples, k_var, n_eta]``.
+
+    Independent replicas of a ``k_var``-step block from each run's current state and η (same θ,
+    optimiser state and boards; fresh keys for actions, hence for everything downstream): the
+    samples from which every estimator's variance and SNR are measured. Replica i of a run uses
+    ``fold_in(fold_in(fold_in(run key, 1), update), i)``; sampling does not change the run.
+    """
+
+    def sample(run: RunState) -> Array:
+        root = jax.random.fold_in(jax.random.fold_in(run.key, 1), run.update)
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(root, jnp.arange(n_variance_samples))
+        return jax.vmap(
+            lambda key: meta_gradient_block(problem, run.problem_state, run.eta, key, k_var)[0]
+        )(keys)
+
+    return jax.jit(jax.vmap(sample))
+
+
+# --------------------------------------------------------------------------------------------------
+# Running: chunks between checkpoints, saved after each so an interrupted run resumes
+
+
+def _initial_runs(plan: Plan, indices: Sequence[int]) -> RunState:
+    """Runs of the estimators ``indices`` (estimator-major, then seed), stacked on a leading axis.
+
+    Seed s starts from the same θ_0, boards and run key for every estimator: common random numbers.
+    """
+    config, problem = plan.config, plan.problem
+    states = [_seed_problem_state(plan, s) for s in range(config.n_seeds)]
+    meta_optimizer = make_meta_optimizer(config.meta_learning_rate, config.meta_clip)
+    runs = [
+        RunState(
+            states[s],
+            problem.eta0,
+            meta_optimizer.init(problem.eta0),
+            jax.random.fold_in(jax.random.PRNGKey(config.seed), s),
+            jnp.int32(0),
+        )
+        for _ in indices
+        for s in range(config.n_seeds)
+    ]
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *runs)
+
+
+def _seed_problem_state(plan: Plan, seed: int):
+    """θ_0, optimiser state and boards of seed ``seed``: the snake problem built with that seed."""
+    settings = {**plan.config.problem, "seed": plan.config.seed * 1_000_003 + seed}
+    return metagrad.make_problem("snake", **settings).init_state
+
+
+def _steps_per_rollout(plan: Plan) -> int:
+    batch, _ = jax.eval_shape(plan.problem.sample, plan.problem.init_state, jax.random.PRNGKey(0))
+    return int(np.prod(batch.rewards.shape))
+
+
+def _empty_logs(plan: Plan) -> Logs:
+    c = plan.config
+    lead = (len(plan.estimators), c.n_seeds, c.n_checkpoints)
+    n_eta = plan.problem.n_eta
+    return Logs(
+        np.full((*lead, 2), np.nan, np.float32),
+        np.full((*lead, n_eta), np.nan, np.float32),
+        np.full((*lead, c.n_variance_samples, plan.k_var, n_eta), np.nan, np.float32),
+        np.zeros(lead, np.int32),
+    )
+
+
+def _store(log: np.ndarray, index_groups, checkpoint: int, values) -> None:
+    """Write ``values`` [n_runs, ...] (runs ordered group by group, estimator-major then seed) into
+    ``log[estimator, seed, checkpoint]``."""
+    indices = [i for group in index_groups for i in group]
+    values = np.asarray(values)
+    log[indices, :, checkpoint] = values.reshape(len(indices), log.shape[1], *values.shape[1:])
+
+
+def run_experiment(
+    config: ExperimentConfig,
+    out: str | os.PathLike | None = None,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    command: Sequence[str] | None = None,
+) -> Results:
+    """Train one agent per (estimator, seed) and log them at every checkpoint.
+
+    Args:
+      config: the settings (checked before anything runs or is written).
+      out: a ``.npz`` path to save the results to, with a JSON sidecar (``write_sidecar``). After
+        every step (a chunk of one group of K, or a measuring step) the run's state is kept in
+        ``partial_path(out)``; if that file holds a run with the same settings, the run resumes
+        from it, ``overwrite`` or not.
+      overwrite: allow replacing an existing ``out``, and a partial run with other settings or
+        one that cannot be read (it is started afresh).
+      progress: show a tqdm bar, one tick per step.
+      command: the command line to record in the sidecar (``python -m course_lib.experiments``
+        passes it; relative to the repository).
+    Returns:
+      ``Results``. The same config gives identical numbers, interrupted or not, on the same machine
+      and JAX build; on another machine, the same conclusions (see the package docstring).
+    Raises:
+      ValueError: bad settings, an existing ``out`` without ``overwrite``, or a partial run that
+        cannot be resumed without ``overwrite``; nothing is written.
+    """
+    out_path = partial = None
+    if out is not None:
+        out_path = Path(out)
+        if out_path.suffix != ".npz":
+            raise ValueError(f"out must end in .npz, got {str(out)!r}")
+        if out_path.exists() and not overwrite:
+            raise ValueError(f"{out_path} exists; pass --overwrite (overwrite=True) to replace it")
+        if not out_path.parent.is_dir():
+            raise ValueError(f"the folder of out does not exist: {out_path.parent}")
+        partial = partial_path(out_path)
+    plan = make_plan(config)
+    # Per checkpoint: one chunk per group of estimators sharing K, then one measuring step.
+    steps_per_checkpoint = len(plan.groups) + 1
+    n_steps = config.n_checkpoints * steps_per_checkpoint
+    state = Progress(0, [_initial_runs(plan, i) for _, i in plan.groups], _empty_logs(plan), 0.0)
+    if partial is not None:
+        state = load_partial(partial, config, state, n_steps, overwrite)
+    weights = [
+        jnp.asarray(
+            np.repeat(
+                [plan.estimators[i].weights(k, config.mix_lambda) for i in indices],
+                config.n_seeds,
+                axis=0,
+            ),
+            jnp.float32,
+        )
+        for k, indices in plan.groups
+    ]
+    runs, logs, seconds = state.runs, state.logs, state.seconds
+    bar = tqdm(total=n_steps, initial=state.done, disable=not progress, desc="checkpoint chunks")
+    for step in range(state.done, n_steps):
+        checkpoint, g = divmod(step, steps_per_checkpoint)
+        start = time.perf_counter()
+        if g < len(plan.groups):
+            k, indices = plan.groups[g]
+            chunk = make_chunk(plan.problem, k, plan.rollouts_per_checkpoint // (k + 1))
+            runs[g], chunk_log = chunk(runs[g], weights[g])
+            for name, value in chunk_log._asdict().items():
+                _store(getattr(logs, name), [indices], checkpoint, value)
+            bar.set_postfix(checkpoint=checkpoint + 1, K=k)
+        else:
+            sampler = make_sampler(plan.problem, plan.k_var, config.n_variance_samples)
+            all_runs = jax.tree_util.tree_map(lambda *x: jnp.concatenate(x), *runs)
+            _store(logs.samples, [i for _, i in plan.groups], checkpoint, sampler(all_runs))
+            bar.set_postfix(checkpoint=checkpoint + 1, measured="variance")
+        seconds += time.perf_counter() - start
+        if partial is not None:
+            save_partial(partial, config, Progress(step + 1, runs, logs, seconds))
+        bar.update(1)
+    bar.close()
+    results = _results(plan, logs)
+    if out_path is not None:
+        save_results(results, out_path)
+        write_sidecar(out_path, plan, seconds, command)
+        discard_partial(out_path)
+    return results
+
+
+def _results(plan: Plan, logs: Logs) -> Results:
+    config, problem = plan.config, plan.problem
+    totals = logs.episode_totals
+    with np.errstate(invalid="ignore", divide="ignore"):
+        episode_return = np.where(totals[..., 1] > 0, totals[..., 0] / totals[..., 1], np.nan)
+    eta0 = np.broadcast_to(
+        np.asarray(problem.eta0, np.float32), (*logs.eta.shape[:2], 1, problem.n_eta)
+    )
+    eta = np.concatenate([eta0, logs.eta], axis=2)
+    hyper = np.asarray(jax.vmap(problem.hyper_parameters)(eta.reshape(-1, problem.n_eta)))
+    rollout_steps = _steps_per_rollout(plan) * plan.rollouts_per_checkpoint
+    return with_measurements(
+        config,
+        dict(
+            env_steps=rollout_steps * np.arange(1, config.n_checkpoints + 1, dtype=np.int64),
+            episode_return=episode_return.astype(np.float32),
+            eta=eta,
+            hyper=hyper.reshape(eta.shape).astype(np.float32),
+            samples=logs.samples,
+            skipped=logs.skipped,
+        ),
+        problem.meta_names,
+    )
