@@ -1,11 +1,16 @@
-"""How long each lesson's cells take at full size, and what they write to stderr.
+"""How long each lesson's cells take at full size, on a first and a second run, and their stderr.
 
-    .venv/bin/python benchmarks/lessons.py [--quick] [--min-seconds 5] [--json out.json] [NN ...]
+    .venv/bin/python benchmarks/lessons.py [--quick] [--once] [--min-seconds 5] [--json out.json]
+                                           [NN ...]
 
 Executes the solution notebooks (all, or the lesson numbers given) top to bottom in a fresh kernel,
 in full mode unless ``--quick`` (``COURSE_QUICK=1``, the tests' sizes), and prints, per lesson, the
 total time and every cell that took at least ``--min-seconds`` with its first line, so the lessons'
 "takes about ..." notes can quote measured figures for the device this runs on (printed first).
+
+Each lesson runs twice in fresh kernels sharing a compilation cache that starts empty: the first
+run is a learner's first (every program compiled), the second a learner's next (JAX's persistent
+cache, which course_lib turns on, supplies the compiled programs). ``--once`` skips the second.
 
 It also prints anything a cell writes to stderr (warnings, JAX notices): a learner should meet none
 that the lesson does not explain. ``--json`` stores the figures for comparing machines.
@@ -14,10 +19,12 @@ that the lesson does not explain. ``--json`` stores the figures for comparing ma
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
 import platform
+import tempfile
 import time
 
 import nbformat
@@ -30,14 +37,29 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 KERNEL = "python3"
 
 
-def run_lesson(path: pathlib.Path, quick: bool) -> dict:
-    """Executes one notebook; returns its total seconds, per-cell seconds and stderr texts."""
+def _set_environment(values: dict[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _environment(**values: str | None):
+    """Environment variables (None: unset) for the kernels started inside; restored after."""
+    saved = {name: os.environ.get(name) for name in values}
+    _set_environment(values)
+    try:
+        yield
+    finally:
+        _set_environment(saved)
+
+
+def run_lesson(path: pathlib.Path) -> dict:
+    """Executes one notebook in a fresh kernel; returns its total seconds, per-cell seconds and
+    stderr texts, and on an error the failing cell's index and the error."""
     nb = nbformat.read(path, as_version=4)
-    env_quick = os.environ.get("COURSE_QUICK")
-    if quick:
-        os.environ["COURSE_QUICK"] = "1"
-    else:
-        os.environ.pop("COURSE_QUICK", None)
     client = NotebookClient(
         nb,
         timeout=3600,
@@ -46,41 +68,73 @@ def run_lesson(path: pathlib.Path, quick: bool) -> dict:
     )
     cells = []
     start = time.perf_counter()
-    try:
-        with client.setup_kernel():
-            for index, cell in enumerate(nb.cells):
-                if cell.cell_type != "code":
-                    continue
-                t0 = time.perf_counter()
-                try:
-                    client.execute_cell(cell, index)
-                except CellExecutionError as error:  # report it, and go on with the next lesson
-                    return {
-                        "seconds": time.perf_counter() - start,
-                        "cells": cells,
-                        "error": str(error),
-                    }
-                stderr = [o.get("text", "") for o in cell.outputs if o.get("name") == "stderr"]
-                cells.append(
-                    {
-                        "index": index,
-                        "first_line": cell.source.splitlines()[0] if cell.source else "",
-                        "seconds": time.perf_counter() - t0,
-                        "stderr": "".join(stderr),
-                    }
-                )
-    finally:
-        if env_quick is None:
-            os.environ.pop("COURSE_QUICK", None)
-        else:
-            os.environ["COURSE_QUICK"] = env_quick
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            t0 = time.perf_counter()
+            try:
+                client.execute_cell(cell, index)
+            except CellExecutionError as error:  # report it, and go on with the next lesson
+                return {
+                    "seconds": time.perf_counter() - start,
+                    "cells": cells,
+                    "failed_cell": index,
+                    "error": str(error),
+                }
+            stderr = [o.get("text", "") for o in cell.outputs if o.get("name") == "stderr"]
+            cells.append(
+                {
+                    "index": index,
+                    "first_line": cell.source.splitlines()[0] if cell.source else "",
+                    "seconds": time.perf_counter() - t0,
+                    "stderr": "".join(stderr),
+                }
+            )
     return {"seconds": time.perf_counter() - start, "cells": cells}
+
+
+def run_twice(path: pathlib.Path, quick: bool, once: bool) -> list[dict]:
+    """The lesson's first run on an empty compilation cache and (unless ``once``) its second."""
+    with (
+        tempfile.TemporaryDirectory(prefix="lesson-jax-cache-") as cache,
+        _environment(
+            COURSE_QUICK="1" if quick else None,
+            COURSE_JAX_CACHE=cache,
+            JAX_COMPILATION_CACHE_DIR=None,
+        ),
+    ):
+        runs = [run_lesson(path)]
+        if not once and "error" not in runs[0]:
+            runs.append(run_lesson(path))
+    return runs
+
+
+def _print_lesson(name: str, runs: list[dict], min_seconds: float) -> None:
+    first = runs[0]
+    line = f"\n{name}: {first['seconds']:.0f} s first run (empty compilation cache)"
+    if len(runs) > 1:
+        line += f", {runs[1]['seconds']:.0f} s second run (cache warm)"
+    print(line, flush=True)
+    if "error" in first:
+        print(f"  STOPPED by an error in cell {first['failed_cell']}:")
+        print("  " + first["error"].strip()[-1500:].replace("\n", "\n  "))
+    again = {cell["index"]: cell["seconds"] for cell in runs[-1]["cells"]} if len(runs) > 1 else {}
+    for cell in first["cells"]:
+        if cell["seconds"] >= min_seconds:
+            second = f"{again[cell['index']]:6.1f} s" if cell["index"] in again else ""
+            first_line = cell["first_line"][:60]
+            print(f"  cell {cell['index']:>2}: {cell['seconds']:6.1f} s {second:>8}  {first_line}")
+    for cell in first["cells"]:
+        if cell["stderr"].strip():
+            print(f"  cell {cell['index']:>2} stderr: {cell['stderr'].strip()[:500]}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("lessons", nargs="*", help="lesson numbers, e.g. 02 06 (default: all)")
     parser.add_argument("--quick", action="store_true", help="the tests' sizes (COURSE_QUICK=1)")
+    parser.add_argument("--once", action="store_true", help="skip the second (cache-warm) run")
     parser.add_argument("--min-seconds", type=float, default=5.0)
     parser.add_argument("--json", type=pathlib.Path, help="also store the figures here")
     args = parser.parse_args()
@@ -92,21 +146,16 @@ def main() -> None:
         f"{describe()}; {os.cpu_count()} CPU cores; {platform.processor() or platform.machine()}"
     )
     print(f"{'quick' if args.quick else 'full'} mode on {machine}", flush=True)
+    if not args.once:
+        print("per cell: first run, second run (cache warm)")
     report = {"machine": machine, "quick": args.quick, "lessons": {}}
     for path in paths:
-        result = run_lesson(path, args.quick)
-        report["lessons"][path.stem] = result
-        print(f"\n{path.stem}: {result['seconds']:.0f} s in all", flush=True)
-        if "error" in result:
-            print(f"  STOPPED by an error after cell {result['cells'][-1]['index']}:")
-            print("  " + result["error"].strip()[-1500:].replace("\n", "\n  "))
-        for cell in result["cells"]:
-            if cell["seconds"] >= args.min_seconds:
-                line = cell["first_line"][:66]
-                print(f"  cell {cell['index']:>2}: {cell['seconds']:6.1f} s  {line}")
-        for cell in result["cells"]:
-            if cell["stderr"].strip():
-                print(f"  cell {cell['index']:>2} stderr: {cell['stderr'].strip()[:500]}")
+        runs = run_twice(path, args.quick, args.once)
+        report["lessons"][path.stem] = {
+            "first_run": runs[0],
+            "second_run": runs[1] if len(runs) > 1 else None,
+        }
+        _print_lesson(path.stem, runs, args.min_seconds)
         if args.json:
             args.json.write_text(json.dumps(report, indent=1))
 
