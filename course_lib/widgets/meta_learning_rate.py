@@ -8,7 +8,9 @@ from collections.abc import Mapping
 import ipywidgets as widgets
 import numpy as np
 
-from course_lib import experiments, plots
+from course_lib import plots
+from course_lib.experiments.analysis import final_returns
+from course_lib.experiments.results import Results
 from course_lib.widgets.base import SliderExplorer, format_value, html_table
 
 
@@ -52,7 +54,7 @@ class MetaLearningRateExplorer(SliderExplorer):
         for rate, result in runs.items():
             if isinstance(rate, bool) or not isinstance(rate, (int, float, np.number)) or rate <= 0:
                 raise ValueError(f"runs must be keyed by meta-learning rates β > 0, got {rate!r}")
-            if not isinstance(result, experiments.Results):
+            if not isinstance(result, Results):
                 raise ValueError(f"runs[{rate}] must be an experiments.Results, got {result!r}")
         self.rates = sorted(runs)
         self.env_steps = np.asarray(runs[self.rates[0]].env_steps, dtype=float)
@@ -62,7 +64,7 @@ class MetaLearningRateExplorer(SliderExplorer):
             e = result.index(result.estimators[0] if estimator is None else estimator)
             self.returns[rate] = np.asarray(result.episode_return[e], dtype=float)  # [S, C]
             self.hyper[rate] = np.asarray(result.hyper[e], dtype=float)  # [S, C + 1, n]
-            self.final_returns[rate] = experiments.final_returns(result)[e]  # [S]
+            self.final_returns[rate] = final_returns(result)[e]  # [S]
             if not np.array_equal(result.env_steps, self.env_steps):
                 raise ValueError(
                     f"runs must share env_steps: β = {rate} differs from β = {self.rates[0]}"

@@ -8,8 +8,10 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from course_lib import experiments
 from course_lib.checks import check_int
+from course_lib.experiments.analysis import final_returns, own_snr, trial_decision
+from course_lib.experiments.results import Results
+from course_lib.experiments.settings import parse_estimator
 from course_lib.widgets.base import SliderExplorer, check_number, html_table
 
 
@@ -43,17 +45,17 @@ class TrialDecisionExplorer(SliderExplorer):
     THRESHOLD_EXPONENTS = (-3.0, -0.5)  # the threshold slider's range, 10^-3 .. 10^-0.5
 
     def __init__(self, results, threshold=0.01, trial=None):
-        if not isinstance(results, experiments.Results):
+        if not isinstance(results, Results):
             raise ValueError(f"results must be an experiments.Results, got {type(results)!r}")
         self.results = results
-        self._snr = experiments.own_snr(results)  # {self-tuning estimator: [S, C]}
+        self._snr = own_snr(results)  # {self-tuning estimator: [S, C]}
         if not self._snr:
             raise ValueError(
                 f"results must hold a self-tuning estimator, got only {results.estimators}"
             )
         self.n_checkpoints = results.snr.shape[2]
         self.control = next(
-            (name for name in results.estimators if not experiments.parse_estimator(name).tunes),
+            (name for name in results.estimators if not parse_estimator(name).tunes),
             None,
         )
         trial = max(1, self.n_checkpoints // 4) if trial is None else trial
@@ -122,7 +124,7 @@ class TrialDecisionExplorer(SliderExplorer):
         )
         snr_ax.legend(fontsize="small")
 
-        finals = experiments.final_returns(self.results)  # [E, S]
+        finals = final_returns(self.results)  # [E, S]
         names = self.results.estimators
         bars = return_ax.bar(
             names,
@@ -185,7 +187,7 @@ class TrialDecisionExplorer(SliderExplorer):
 
     def _show(self) -> dict:
         threshold, trial = self.threshold_slider.value, self.trial_slider.value
-        decision = experiments.trial_decision(self.results, threshold, trial)
+        decision = trial_decision(self.results, threshold, trial)
         pick = decision.chosen or self.control  # nothing accepted: keep the hand-set values
         self._span.set_width(decision.trial_env_steps / 1e3)
         self._threshold_line.set_ydata([threshold, threshold])
