@@ -225,53 +225,70 @@ def trial_decision(results: Results, snr_threshold: float, trial_checkpoints: in
     )
 
 
+STEPS_LABEL = "environment steps (thousands)"  # the x-axis of every panel
+
+
+class RunPanel(NamedTuple):
+    """One panel of ``plot_runs``: a series over environment steps per estimator."""
+
+    title: str
+    y_label: str
+    x: np.ndarray  # [n_points], thousands of environment steps
+    curves: dict  # {estimator: [S, n_points]}, one row per seed
+    noise: float | None  # the SNR pure noise would show (1/n for n replicas), or None
+
+
+def run_panels(results: Results) -> list[RunPanel]:
+    """The six panels of ``plot_runs``: return; the variance (log₁₀ tr Cov) and SNR of each
+    self-tuning run's own meta-gradient; and the three hyper-parameters η maps to (from step 0)."""
+    steps = results.env_steps / 1e3
+    names = results.estimators
+    tuning = [(e, name) for e, name in enumerate(names) if parse_estimator(name).tunes]
+    variances = {name: np.log10(results.variance[e, :, :, e]) for e, name in tuning}
+    snrs = {name: results.snr[e, :, :, e] for e, name in tuning}
+    panels = [
+        RunPanel(
+            "mean episode return",
+            "return",
+            steps,
+            dict(zip(names, results.episode_return, strict=True)),
+            None,
+        ),
+        RunPanel("variance of own meta-gradient", "log₁₀ tr Cov(ĝ)", steps, variances, None),
+        RunPanel(
+            "SNR of own meta-gradient",
+            "‖E ĝ‖² / tr Cov(ĝ)",
+            steps,
+            snrs,
+            1 / results.samples.shape[3],
+        ),
+    ]
+    with_start = np.concatenate([[0], steps])
+    y_labels = ["γ", "λ", "entropy cost"]
+    for i, (meta_name, y_label) in enumerate(zip(results.meta_names, y_labels, strict=True)):
+        hyper = {name: results.hyper[e, :, :, i] for e, name in enumerate(names)}
+        panels.append(RunPanel(f"{meta_name} (hyper-parameter)", y_label, with_start, hyper, None))
+    return panels
+
+
 def plot_runs(results: Results, estimators: Sequence[str] | None = None, band: str = "sem"):
-    """Six panels over environment steps, mean ± ``band`` across seeds for each estimator: return;
-    the variance (log₁₀ tr Cov) and SNR of each run's own meta-gradient, with the SNR that pure
-    noise would show (1/n for n replicas) dashed; and the three hyper-parameters η maps to.
+    """The panels of ``run_panels`` over environment steps, mean ± ``band`` across seeds for each
+    estimator, with the SNR that pure noise would show (1/n for n replicas) dashed.
 
     Returns the matplotlib figure.
     """
     names = list(results.estimators if estimators is None else estimators)
     fig, axes = plt.subplots(2, 3, figsize=(14, 6.5), layout="constrained")
-    steps = results.env_steps / 1e3
-    x_label = "environment steps (thousands)"
-    for name in names:
-        e = results.index(name)
-        color = f"C{e}"
-        plots.plot_mean_band(
-            axes[0, 0], results.episode_return[e], steps, band=band, label=name, color=color
-        )
-        if parse_estimator(name).tunes:
-            plots.plot_mean_band(
-                axes[0, 1],
-                np.log10(results.variance[e, :, :, e]),
-                steps,
-                band=band,
-                label=name,
-                color=color,
-            )
-            plots.plot_mean_band(
-                axes[0, 2], results.snr[e, :, :, e], steps, band=band, label=name, color=color
-            )
-        for i, ax in enumerate(axes[1]):
-            plots.plot_mean_band(
-                ax,
-                results.hyper[e, :, :, i],
-                np.concatenate([[0], steps]),
-                band=band,
-                label=name,
-                color=color,
-            )
-    axes[0, 2].axhline(
-        1 / results.samples.shape[3], color="grey", linestyle="--", label="pure noise (1/n)"
-    )
-    titles = ["mean episode return", "variance of own meta-gradient", "SNR of own meta-gradient"]
-    y_labels = ["return", "log₁₀ tr Cov(ĝ)", "‖E ĝ‖² / tr Cov(ĝ)"]
-    titles += [f"{name} (hyper-parameter)" for name in results.meta_names]
-    y_labels += ["γ", "λ", "entropy cost"][: len(results.meta_names)]
-    for ax, title, y_label in zip(axes.flat, titles, y_labels, strict=True):
-        ax.set(title=title, xlabel=x_label, ylabel=y_label)
+    for ax, panel in zip(axes.flat, run_panels(results), strict=True):
+        for name in names:
+            if name in panel.curves:
+                color = f"C{results.index(name)}"
+                plots.plot_mean_band(
+                    ax, panel.curves[name], panel.x, band=band, label=name, color=color
+                )
+        if panel.noise is not None:
+            ax.axhline(panel.noise, color="grey", linestyle="--", label="pure noise (1/n)")
+        ax.set(title=panel.title, xlabel=STEPS_LABEL, ylabel=panel.y_label)
     axes[0, 0].legend(fontsize="small")
     axes[0, 2].legend(fontsize="small")
     return fig

@@ -12,6 +12,7 @@ Modules, one idea each:
 - ``meta_learning_rate``: lesson 03's ``MetaLearningRateExplorer`` over stored runs per β.
 - ``meta_gradient``: lessons 04–05's ``MetaGradientExplorer`` over a cache of g_1..g_K, with
   ``recombination`` its NumPy arithmetic (``recombine``, ``curve_values``, ``reachable_maxima``).
+- ``runs``: lesson 06's ``RunsExplorer``, the runs of a capstone experiment to compare.
 - ``trial_decision``: lesson 07's ``TrialDecisionExplorer`` over the practitioner's rule.
 - ``progress_bars``: ``progress_bar``, a tqdm bar fed by compiled loops.
 
@@ -33,6 +34,7 @@ from course_lib.widgets.recombination import (
     reachable_maxima,
     recombine,
 )
+from course_lib.widgets.runs import RunsExplorer
 from course_lib.widgets.trial_decision import TrialDecisionExplorer
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "BlitFigure",
     "MetaGradientExplorer",
     "MetaLearningRateExplorer",
+    "RunsExplorer",
     "SliderExplorer",
     "TrialDecisionExplorer",
     "curve_values",
