@@ -29,7 +29,7 @@ def test_jupyterlab_reads_the_file_where_the_makefile_installs_it(tmp_path):
     settings = Path(LabApp().app_settings_dir)
     if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve():
         pytest.skip("not the course's own venv, which the Makefile installs into")
-    target = (settings / "overrides.d" / "metagrad-course.json").relative_to(ROOT.resolve())
+    target = (settings / "overrides.d" / "metagrad-course.json").resolve().relative_to(ROOT)
     plan = subprocess.run(
         ["make", "-n", "-B", str(target)], cwd=ROOT, capture_output=True, text=True, check=True
     )

@@ -7,6 +7,10 @@ pytest temporary directory: a learner's notebooks and Jupyter settings are never
 The browser is Debian's Chromium (``apt-get install chromium``, see ``.ci/install-system-deps``)
 driven by the ``playwright`` Python package; Playwright's own browser downloads are never used.
 Set ``CHROMIUM=/path/to/chromium`` to use another build.
+
+A missing tool (playwright, Chromium, the course kernel) skips these tests on a learner's machine,
+with one line saying how to get it; under CI (``CI=true``) it fails them: CI never skips in
+silence.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -46,6 +52,22 @@ LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
 }
+
+
+def missing_tool_fails(environ: Mapping[str, str] = os.environ) -> bool:
+    """True under CI (``CI`` set, and not to ``0`` or ``false``), where a missing tool fails the
+    browser tests instead of skipping them."""
+    return environ.get("CI", "").strip().lower() not in ("", "0", "false")
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    if missing_tool_fails():
+        pytest.fail(f"{reason}; CI must run the browser tests", pytrace=False)
+    pytest.skip(reason)
+
+
+if missing_tool_fails():
+    import playwright.sync_api  # noqa: F401 - under CI a missing playwright is an error, not a skip
 
 
 def chromium_path() -> str | None:
@@ -140,13 +162,15 @@ def _write_lab_settings(settings_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    """Chromium's path; skips the browser tests (one line, with the fix) where a tool is missing."""
-    pytest.importorskip(
-        "playwright.sync_api", reason="playwright not installed (pip install playwright)"
-    )
+    """Chromium's path; where a tool is missing, skips the browser tests (fails them under CI)
+    with one line giving the fix."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        skip_or_fail("playwright not installed (pip install playwright)")
     executable = chromium_path()
     if executable is None:
-        pytest.skip(
+        skip_or_fail(
             "Chromium not found (run .ci/install-system-deps, or set CHROMIUM=/path/to/chromium)"
         )
     return executable
@@ -156,7 +180,7 @@ def chromium() -> str:
 def lab_server(chromium, tmp_path_factory, request) -> LabServer:
     """JupyterLab on 127.0.0.1 (free port, random token) serving a temporary copy of the course."""
     if _kernel_spec() is None:
-        pytest.skip(
+        skip_or_fail(
             f"Jupyter kernel {KERNEL_NAME!r} not registered (run `make lab` or `make test` once)"
         )
     base = tmp_path_factory.mktemp("lab")
