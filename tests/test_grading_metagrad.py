@@ -1,9 +1,10 @@
 """The checks of lessons 03–05 accept a correct answer and name the usual wrong ones.
 
 Correct answers are written the way a learner would (closed forms, ``lax.scan``, NumPy), not with
-the references the checks use. The references themselves are tested against independent oracles:
-the K-step reference against ``metagrad.k_step_meta_gradients`` on the batches it sampled, the
-one-step reference against central finite differences in float64.
+the references the checks use; exercise 4.1's is forward mode (the Z_k recursion with explicit
+Jacobians) where its reference is reverse mode. The references themselves are tested against
+independent oracles: the K-step reference against ``metagrad.k_step_meta_gradients`` on the batches
+it sampled, the one-step reference against central finite differences in float64.
 """
 
 import jax
@@ -39,15 +40,21 @@ def central_differences(f, eta, eps):
     return jnp.array([(f(eta + eps * e) - f(eta - eps * e)) / (2 * eps) for e in jnp.eye(len(eta))])
 
 
-def k_step_meta_gradient(problem, batches, outer_batch, eta):
-    def outer(eta):
-        def step(theta, batch):
-            return problem.inner_update(theta, batch, eta), None
+def _forward_mode(problem, batches, outer_batch, eta, *, hessian=True):
+    """g_K from the recursion Z_k = ∂U/∂θ Z_{k−1} + ∂U/∂η with explicit Jacobians, unrolled in
+    Python (forward mode; the check's reference is reverse mode through lax.scan). Without
+    ``hessian``, ∂U/∂θ is taken as I: Xu et al.'s trace z' = z + ∂U/∂η with μ = 1."""
+    theta = problem.init_state
+    z = jnp.zeros((theta.shape[0], eta.shape[0]))
+    for k in range(batches.actions.shape[0]):
+        batch = jax.tree_util.tree_map(lambda x, k=k: x[k], batches)
+        du_dtheta, du_deta = jax.jacobian(problem.inner_update, argnums=(0, 2))(theta, batch, eta)
+        z = (du_dtheta @ z if hessian else z) + du_deta
+        theta = problem.inner_update(theta, batch, eta)
+    return jax.grad(problem.outer_loss)(theta, outer_batch) @ z
 
-        theta, _ = jax.lax.scan(step, problem.init_state, batches)
-        return problem.outer_loss(theta, outer_batch)
 
-    return jax.grad(outer)(eta)
+meta_gradient_through_batches = jax.jit(_forward_mode, static_argnums=0)
 
 
 def variance_and_snr(samples):
@@ -68,7 +75,7 @@ def geometric_weights(k, lam):
 CORRECT = {
     "3.1": (grading.check_one_step_meta_gradient, one_step_meta_gradient),
     "3.2": (grading.check_central_differences, central_differences),
-    "4.1": (grading.check_k_step_meta_gradient, k_step_meta_gradient),
+    "4.1": (grading.check_meta_gradient_through_batches, meta_gradient_through_batches),
     "4.2": (grading.check_variance_and_snr, variance_and_snr),
     "5.1": (grading.check_mix_meta_gradients, mix_meta_gradients),
     "5.2": (grading.check_geometric_weights, geometric_weights),
@@ -112,18 +119,11 @@ def _k_step_stop_gradient_between_updates(problem, batches, outer_batch, eta):
 
 
 def _k_step_trace_without_hessian(problem, batches, outer_batch, eta):
-    """Xu et al.'s trace z' = z + ∂U/∂η with μ = 1: accumulate the partials along the path."""
-    theta = problem.init_state
-    total = jnp.zeros((theta.shape[0], eta.shape[0]))
-    for k in range(batches.actions.shape[0]):
-        batch = jax.tree_util.tree_map(lambda x, k=k: x[k], batches)
-        total = total + jax.jacobian(problem.inner_update, argnums=2)(theta, batch, eta)
-        theta = problem.inner_update(theta, batch, eta)
-    return jax.grad(problem.outer_loss)(theta, outer_batch) @ total
+    return _forward_mode(problem, batches, outer_batch, eta, hessian=False)
 
 
 def _k_step_one_update_short(problem, batches, outer_batch, eta):
-    return k_step_meta_gradient(
+    return meta_gradient_through_batches(
         problem, jax.tree_util.tree_map(lambda x: x[:-1], batches), outer_batch, eta
     )
 
@@ -169,7 +169,11 @@ WRONG = {
         lambda f, e, eps: jnp.full(e.shape, (f(e + eps) - f(e - eps)) / (2 * eps)),
         "one component at a time",
     ),
-    "4.1 sign flipped": ("4.1", lambda *args: -k_step_meta_gradient(*args), "the sign is flipped"),
+    "4.1 sign flipped": (
+        "4.1",
+        lambda *args: -meta_gradient_through_batches(*args),
+        "the sign is flipped",
+    ),
     "4.1 stop_gradient between updates": (
         "4.1",
         _k_step_stop_gradient_between_updates,
@@ -183,7 +187,7 @@ WRONG = {
     "4.1 one update short": ("4.1", _k_step_one_update_short, "K − 1 updates"),
     "4.1 outer batch used as an inner batch": (
         "4.1",
-        lambda pr, b, o, e: k_step_meta_gradient(
+        lambda pr, b, o, e: meta_gradient_through_batches(
             pr, jax.tree_util.tree_map(lambda x, y: jnp.concatenate([x, y[None]]), b, o), o, e
         ),
         "K + 1 updates",
@@ -264,7 +268,7 @@ def test_k_step_reference_matches_the_library_on_its_own_batches(k, x64):
     eta, key = problem.eta0 + 0.3, jax.random.key(k)
     batches, outer_batch = _library_batches(problem, eta, key, k)
     expected = metagrad.k_step_meta_gradients(problem, eta, key, k)[k - 1]
-    got = meta_gradients.reference_k_step_meta_gradient(problem, batches, outer_batch, eta)
+    got = meta_gradients.reference_meta_gradient_through_batches(problem, batches, outer_batch, eta)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14)
 
 
@@ -293,6 +297,8 @@ def test_known_wrong_answers_differ_from_the_reference_on_the_edge_cases():
     batches = bandit.BanditBatch(actions, rewards)
     outer_batch = bandit.BanditBatch(actions[-1], rewards[-1])
     eta = jnp.array([-0.5, -1.0])
-    right = k_step_meta_gradient(problem, batches, outer_batch, eta)
+    right = meta_gradients.reference_meta_gradient_through_batches(
+        problem, batches, outer_batch, eta
+    )
     for wrong in (_k_step_stop_gradient_between_updates, _k_step_trace_without_hessian):
         assert not np.allclose(wrong(problem, batches, outer_batch, eta), right, rtol=1e-3)

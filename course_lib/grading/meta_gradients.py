@@ -240,7 +240,7 @@ def check_central_differences(rng) -> Comparison:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def reference_k_step_meta_gradient(problem, batches, outer_batch, eta):
+def reference_meta_gradient_through_batches(problem, batches, outer_batch, eta):
     """Reverse mode through ``lax.scan`` over the K given inner batches, data held fixed
     (``docs/notation.md`` §2)."""
 
@@ -295,8 +295,13 @@ def _append_batch(batches, outer_batch):
 
 
 @graded("4.1")
-def check_k_step_meta_gradient(rng) -> Comparison:
-    """Exercise 4.1: ``k_step_meta_gradient(problem, batches, outer_batch, eta) -> [n_eta]``.
+def check_meta_gradient_through_batches(rng) -> Comparison:
+    """Exercise 4.1: ``meta_gradient_through_batches(problem, batches, outer_batch, eta)
+    -> [n_eta]``, g_K through K given batches.
+
+    Unlike the library's ``metagrad.k_step_meta_gradients(problem, eta, key, k_max)``, which
+    samples its own batches and returns every g_1..g_k_max, this takes the K inner batches and the
+    outer batch as given and returns g_K alone (``docs/notation.md`` §2).
 
     Unroll the K inner updates ``θ_k = problem.inner_update(θ_{k−1}, batches[k−1], η)`` from
     ``θ_0 = problem.init_state`` with ``jax.lax.scan``, score ``problem.outer_loss(θ_K,
@@ -336,7 +341,7 @@ def check_k_step_meta_gradient(rng) -> Comparison:
     ]
     mistakes = [
         (
-            lambda *args: -reference_k_step_meta_gradient(*args),
+            lambda *args: -reference_meta_gradient_through_batches(*args),
             "the sign is flipped: return the gradient of the outer loss itself",
         ),
         (
@@ -352,7 +357,7 @@ def check_k_step_meta_gradient(rng) -> Comparison:
         ),
         *(
             (
-                lambda pr, b, o, e, index=index: reference_k_step_meta_gradient(
+                lambda pr, b, o, e, index=index: reference_meta_gradient_through_batches(
                     pr, _drop_batch(b, index), o, e
                 ),
                 "your answer makes K − 1 updates: scan over all K batches",
@@ -360,13 +365,15 @@ def check_k_step_meta_gradient(rng) -> Comparison:
             for index in (0, -1)
         ),
         (
-            lambda pr, b, o, e: reference_k_step_meta_gradient(pr, _append_batch(b, o), o, e),
+            lambda pr, b, o, e: reference_meta_gradient_through_batches(
+                pr, _append_batch(b, o), o, e
+            ),
             "your answer makes K + 1 updates: the outer batch only scores θ_K, it is not an "
             "inner batch",
         ),
     ]
     return Comparison(
-        reference_k_step_meta_gradient,
+        reference_meta_gradient_through_batches,
         lambda rng: inputs(problem, *_random_pulls(rng, n_arms, (k, batch_size))),
         hint="inside a function of η, lax.scan problem.inner_update(state, batch, eta) over the "
         "batches from problem.init_state, return problem.outer_loss(θ_K, outer_batch), and "
