@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib import experiments, mixing
+from course_lib import mixing
+from course_lib.experiments import analysis, settings
 from course_lib.grading.core import Comparison, graded
 from course_lib.grading.inputs import f32, numbers
 
 
 def _estimator_weights(kind: str, k: int, k_max: int, mix_lambda: float) -> np.ndarray:
-    return experiments.parse_estimator(f"{kind}{k}").weights(k_max, mix_lambda)
+    return settings.parse_estimator(f"{kind}{k}").weights(k_max, mix_lambda)
 
 
 @graded("6.1")
@@ -127,12 +128,12 @@ def check_variance_ratio(rng) -> Comparison:
             "that is the mean log-ratio: exponentiate it",
         ),
         (
-            lambda a, b: experiments.variance_ratio(b, a),
+            lambda a, b: analysis.variance_ratio(b, a),
             "that is ratio(b, a) = 1 / ratio(a, b): use log a − log b",
         ),
     ]
     return Comparison(
-        experiments.variance_ratio,
+        analysis.variance_ratio,
         sample,
         hint="np.exp(np.mean(np.log(variance_a) − np.log(variance_b))), the mean over every entry",
         edge_cases=[
@@ -197,7 +198,7 @@ def check_paired_difference(rng) -> Comparison:
         ),
     ]
     return Comparison(
-        experiments.paired_difference,
+        analysis.paired_difference,
         sample,
         hint="d = b − a; return (d.mean(), d.std(ddof=1) / np.sqrt(len(d)))",
         edge_cases=[
@@ -267,7 +268,7 @@ def check_debiased_snr(rng) -> Comparison:
         ),
     ]
     return Comparison(
-        experiments.debiased_snr,
+        analysis.debiased_snr,
         sample,
         hint="V = samples.var(axis=0, ddof=1).sum(); return "
         "(np.sum(samples.mean(axis=0) ** 2) − V / n) / V with n = samples.shape[0]",
@@ -337,7 +338,7 @@ def check_choose_estimator(rng) -> Comparison:
         ),
     ]
     return Comparison(
-        experiments.choose_estimator,
+        analysis.choose_estimator,
         sample,
         hint="keep the indices with trial_snr >= threshold; of them return the one with the "
         "largest (ks, trial_snr) pair, or -1 when none is kept",
