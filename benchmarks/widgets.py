@@ -15,7 +15,8 @@ figure (a lower bound on what rebuilding the figure per move, as the lessons' fo
 cells did, costs): lesson 01's ``BatchSizeExplorer`` on the lesson's own data (batch-B REINFORCE
 estimates on its bandit, without and with the baseline J(θ)); lesson 03's
 ``MetaLearningRateExplorer`` on stored runs cut to the full lesson's shapes (6 β x 3 seeds x 12
-checkpoints); lesson 07's ``TrialDecisionExplorer`` on the stored capstone runs.
+checkpoints); lesson 06's ``RunsExplorer`` and lesson 07's ``TrialDecisionExplorer`` on the stored
+capstone runs.
 
 Backends: "agg" is the headless path (a JPEG ``ipywidgets.Image``, as under pytest or the inline
 backend); "ipympl" is ``%matplotlib widget``. Without a browser, ipympl keeps a base64 copy of the
@@ -248,6 +249,24 @@ def bench_trial_decision(backend: str, args) -> None:
     )
 
 
+def bench_runs(backend: str, args) -> None:
+    results = experiments.load_results(experiments.STORED_RESULTS)
+    names = results.estimators
+    bench_stored_explorer(
+        backend,
+        f"lesson 06 RunsExplorer on the stored runs {names}",
+        lambda: widgets.RunsExplorer(results),
+        # One run, two, ...: every move changes the choice.
+        lambda explorer: [
+            (
+                "runs list",
+                explorer.run_list,
+                [names[: 1 + i % len(names)] for i in range(args.moves)],
+            )
+        ],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--k-max", type=int, default=8)
@@ -282,6 +301,7 @@ def main() -> None:
     for backend in BACKENDS if args.backend == "both" else [args.backend]:
         bench_batch_size(backend, args)
         bench_meta_lr(backend, args)
+        bench_runs(backend, args)
         bench_trial_decision(backend, args)
 
 
