@@ -110,6 +110,7 @@ def check_reward_to_go(rng) -> Comparison:
 
     Returns: ``[T]``.
     """
+    # The same form as exercise 0.1's check, as data: another reference, hint and edge cases.
     return Comparison(
         _reference_reward_to_go,
         rewards_and_gamma(rng),
