@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from course_lib import exact
 from course_lib.checks import check_choice, check_finite_per_step, check_int
 from course_lib.mixing import (  # noqa: F401  (the engine's public names include the weights)
     check_weights,
@@ -33,13 +35,17 @@ from course_lib.mixing import (  # noqa: F401  (the engine's public names includ
     geometric_weights,
     lambda_return_weights,
     mix_meta_gradients,
+    mix_moments,
     one_hot_weights,
+    optimal_mixing_weights,
+    optimal_mixing_weights_from_samples,
     uniform_weights,
 )
-from course_lib.problems import PROBLEM_BUILDERS, MetaProblem
+from course_lib.problems import PROBLEM_BUILDERS, GaussianHooks, MetaProblem
 
 AUTODIFF_MODES = ("forward", "reverse")
 MAX_ENUMERATED_PATHS = 2**20
+MAX_HESSIAN_ENTRIES = 2**25
 
 
 # --------------------------------------------------------------------------------------------------
@@ -47,7 +53,7 @@ MAX_ENUMERATED_PATHS = 2**20
 
 
 def make_problem(name: str, **settings) -> MetaProblem:
-    """The named meta-problem ("bandit" or "snake") with ``settings`` overriding its defaults.
+    """The named meta-problem ("bandit", "quadratic" or "snake"), ``settings`` overriding defaults.
 
     The same name and settings return the same object (per float precision), so compiled estimators
     are reused. Unknown names or settings raise ``ValueError`` listing the valid ones.
@@ -101,16 +107,23 @@ def _start(problem: MetaProblem, key: jax.Array, state=None):
     return problem.sample(state, jax.random.fold_in(key, 0))
 
 
-def _prefix_outer_losses(problem: MetaProblem, eta, key, k_max: int) -> jax.Array:
+def _outer_losses_along(problem: MetaProblem, eta, draw, k_max: int) -> jax.Array:
+    """L_1..L_k_max along the batches ``draw(state, k) -> (τ_k, state)``, k = 0..k_max."""
+
     def step(carry, k):
         state, batch = carry
         state = problem.inner_update(state, batch, eta)  # θ_k = U(θ_{k−1}, τ_{k−1}; η)
-        batch, state = problem.sample(state, jax.random.fold_in(key, k))  # τ_k ~ π_{θ_k}
+        batch, state = draw(state, k)  # τ_k
         return (state, batch), problem.outer_loss(state, batch)  # L_k = L_out(θ_k; τ_k)
 
-    batch, state = _start(problem, key)
+    batch, state = draw(problem.init_state, 0)
     _, losses = jax.lax.scan(step, (state, batch), jnp.arange(1, k_max + 1))
     return losses
+
+
+def _prefix_outer_losses(problem: MetaProblem, eta, key, k_max: int) -> jax.Array:
+    draw = lambda state, k: problem.sample(state, jax.random.fold_in(key, k))  # τ_k ~ π_{θ_k}
+    return _outer_losses_along(problem, eta, draw, k_max)
 
 
 def _is_differentiable(leaf) -> bool:
@@ -257,17 +270,24 @@ def sample_meta_gradients(
 
 
 # --------------------------------------------------------------------------------------------------
-# Exact references by enumeration (toy problems with ``problem.exact``)
+# Exact references (toy problems with ``problem.exact``): enumeration or Gaussian quadratic forms
 
 
 def _require_exact(problem: MetaProblem):
     if problem.exact is None:
-        raise ValueError(f"problem {problem.name!r} has no exact enumeration (only the bandit has)")
+        raise ValueError(
+            f"problem {problem.name!r} has no exact references (the bandit and the quadratic have)"
+        )
     return problem.exact
 
 
 def _check_path_count(problem: MetaProblem, k: int):
     hooks = _require_exact(problem)
+    if isinstance(hooks, GaussianHooks):
+        raise ValueError(
+            f"problem {problem.name!r} has Gaussian noise, no paths to list: "
+            "use exact_meta_gradient_moments"
+        )
     batches = hooks.enumerate_batches(1)
     per_step = jax.tree_util.tree_leaves(batches)[0].shape[0]
     if per_step**k > MAX_ENUMERATED_PATHS:
@@ -276,6 +296,15 @@ def _check_path_count(problem: MetaProblem, k: int):
             "use a smaller k_max"
         )
     return hooks
+
+
+def _check_noise_size(problem: MetaProblem, k_max: int):
+    noise_dim = (k_max + 1) * math.prod(problem.exact.noise_shape)
+    if k_max * problem.n_eta * noise_dim**2 > MAX_HESSIAN_ENTRIES:
+        raise ValueError(
+            f"k_max={k_max} needs Hessians over {noise_dim} noise values, more than "
+            f"{MAX_HESSIAN_ENTRIES} entries in all: use a smaller k_max"
+        )
 
 
 def _path_losses(problem: MetaProblem, eta, batches):
@@ -301,7 +330,21 @@ def _exact_paths_jit(problem, eta, k_max):
 
 
 @functools.partial(jax.jit, static_argnames=("problem", "k_max"))
+def _gaussian_moments_jit(problem, eta, k_max):
+    shape = (k_max + 1, *problem.exact.noise_shape)
+
+    def per_step(noise):  # g_1..g_k_max along the noise ξ_0..ξ_k_max: [k_max, n_eta]
+        draw = lambda state, k: (noise.reshape(shape)[k], state)
+        return jax.jacfwd(lambda e: _outer_losses_along(problem, e, draw, k_max))(eta)
+
+    return exact.quadratic_form_moments(per_step, math.prod(shape), eta.dtype)
+
+
+@functools.partial(jax.jit, static_argnames=("problem", "k_max"))
 def _true_meta_gradients_jit(problem, eta, k_max):
+    if isinstance(problem.exact, GaussianHooks):
+        # The noise does not depend on η, so the exact expected losses are all there is to derive.
+        return jax.jacfwd(lambda eta: problem.exact.expected_losses(eta, k_max))(eta)
     batches = problem.exact.enumerate_batches(k_max)
 
     def expected_losses(eta):
@@ -319,7 +362,8 @@ def exact_meta_gradient_paths(problem: MetaProblem, eta, k_max: int) -> tuple[ja
 
     P(ω; η) = Π_k P(τ_k | θ_k(η; ω)); g_k(ω) holds ω fixed, as the sampled estimator does. Any
     mix or statistic is then exact, e.g.
-    ``stats.meta_gradient_stats(mix_meta_gradients(g, w), probabilities=P)``.
+    ``stats.meta_gradient_stats(mix_meta_gradients(g, w), probabilities=P)``. Enumerable problems
+    only (the bandit).
 
     Returns: probabilities [n_paths] (summing to 1), per_step [n_paths, k_max, n_eta], with
     n_paths = (2·n_arms)^(batch_size·k_max) for the bandit.
@@ -332,34 +376,57 @@ def exact_meta_gradient_paths(problem: MetaProblem, eta, k_max: int) -> tuple[ja
 
 
 def exact_meta_gradient_moments(
-    problem: MetaProblem, eta, k_max: int
+    problem: MetaProblem, eta, k_max: int, joint: bool = False
 ) -> tuple[jax.Array, jax.Array]:
-    """Exact mean and covariance of each g_k over every sequence ω of inner batches:
+    """Exact mean and covariance of g_1..g_k_max (docs/notation.md §5).
 
-        E[g_k] = Σ_ω P(ω; η) g_k(ω),   Cov[g_k] = Σ_ω P(ω; η) (g_k(ω) − E g_k)(g_k(ω) − E g_k)ᵀ.
+    Enumerable problems (the bandit), over every sequence ω of inner batches:
 
-    Returns: mean [k_max, n_eta], cov [k_max, n_eta, n_eta].
+        E[g_k] = Σ_ω P(ω; η) g_k(ω),  Cov[g_k, g_j] = Σ_ω P(ω; η) (g_k(ω) − E g_k)(g_j(ω) − E g_j)ᵀ.
+
+    Gaussian problems (the quadratic): each component of g_k is a quadratic form in the noise
+    ξ = (ξ_0..ξ_k_max), whose moments follow from its value, gradient and Hessian at ξ = 0
+    (``exact.quadratic_form_moments``). One compiled function per (problem, k_max).
+
+    Args:
+      joint: also the covariances across steps, so that the moments of any mix are exact
+        (``mixing.mix_moments``, ``mixing.optimal_mixing_weights``).
+    Returns: mean [k_max, n_eta] and cov [k_max, n_eta, n_eta] (Cov[g_k]), or with ``joint`` the
+    cov [k_max, n_eta, k_max, n_eta] with Cov[g_k, g_j] at [k−1, :, j−1, :].
     """
+    check_int("k_max", k_max)
+    if isinstance(_require_exact(problem), GaussianHooks):
+        _check_noise_size(problem, k_max)
+        eta = _check_eta(problem, eta)
+        mean, cov = _gaussian_moments_jit(problem, eta, int(k_max))
+        check_finite_per_step("exact meta-gradient", mean)
+        return mean, cov if joint else jnp.einsum("kekf->kef", cov)
     prob, per_step = exact_meta_gradient_paths(problem, eta, k_max)
     mean = jnp.einsum("p,pke->ke", prob, per_step)
     centred = per_step - mean
-    return mean, jnp.einsum("p,pke,pkf->kef", prob, centred, centred)
+    spec = "p,pke,pjf->kejf" if joint else "p,pke,pkf->kef"
+    return mean, jnp.einsum(spec, prob, centred, centred)
 
 
 def true_meta_gradients(problem: MetaProblem, eta, k_max: int) -> jax.Array:
-    """g*_k = ∇_η E_ω[L_out(θ_k(η; ω))] = ∇_η Σ_ω P(ω; η) E[L_out(θ_k(η; ω))] for k = 1..k_max,
-    differentiating P too: the gradients the k-step estimators approximate. g*_k equals E[g_k] only
-    for k = 1. One enumeration of the k_max-step paths serves every k.
+    """g*_k = ∇_η E_ω[L_out(θ_k(η; ω))] for k = 1..k_max: the gradients the k-step estimators
+    approximate, and g*_H for a long horizon H the fixed target they are scored against.
+
+    Enumerable problems differentiate Σ_ω P(ω; η) E[L_out(θ_k(η; ω))], P too, so g*_k equals
+    E[g_k] only for k = 1; one enumeration of the k_max-step paths serves every k. Gaussian
+    problems differentiate the exact expected losses (the noise does not depend on η, so
+    g*_k = E[g_k] for every k): a scan over k_max steps, fast for horizons in the thousands.
 
     Returns: [k_max, n_eta].
     """
     check_int("k_max", k_max)
-    _check_path_count(problem, k_max)
+    if not isinstance(_require_exact(problem), GaussianHooks):
+        _check_path_count(problem, k_max)
     eta = _check_eta(problem, eta)
     return _true_meta_gradients_jit(problem, eta, int(k_max))
 
 
 def true_meta_gradient(problem: MetaProblem, eta, k: int) -> jax.Array:
-    """g*_k alone (see ``true_meta_gradients``). Returns: [n_eta]."""
+    """g*_k alone, for any horizon k (see ``true_meta_gradients``). Returns: [n_eta]."""
     check_int("k", k)
     return true_meta_gradients(problem, eta, k)[-1]

@@ -172,3 +172,118 @@ def mix_meta_gradients(per_step, weights):
     return xp.einsum(
         "k,...ke->...e", xp.asarray(weights, dtype=per_step.dtype), per_step[..., :k, :]
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Optimal mixing weights (docs/notation.md §3–§4)
+
+
+def _check_joint_moments(mean, joint_cov, target) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mean, joint_cov = np.asarray(mean, dtype=float), np.asarray(joint_cov, dtype=float)
+    if mean.ndim != 2:
+        raise ValueError(f"mean must have shape [k_max, n_eta], got {mean.shape}")
+    if joint_cov.shape != mean.shape * 2:
+        raise ValueError(
+            f"joint_cov must have shape [k_max, n_eta, k_max, n_eta] = {mean.shape * 2}, "
+            f"got {joint_cov.shape}"
+        )
+    if target is None:
+        return mean, joint_cov, None
+    target = np.asarray(target, dtype=float)
+    if target.shape != mean.shape[1:] or not np.any(target):
+        raise ValueError(f"target must be a non-zero [n_eta] = {mean.shape[1:]}, got {target}")
+    return mean, joint_cov, target
+
+
+def mix_moments(mean, joint_cov, weights) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of g_mix = Σ_k w_k g_k from the joint moments of g_1..g_k_max:
+
+        E g_mix = Σ_k w_k E g_k,     Cov g_mix = Σ_k Σ_j w_k w_j Cov[g_k, g_j].
+
+    Args:
+      mean: [k_max, n_eta]; joint_cov: [k_max, n_eta, k_max, n_eta] (e.g.
+        ``metagrad.exact_meta_gradient_moments(..., joint=True)``); weights: [<= k_max].
+    Returns: mean [n_eta], cov [n_eta, n_eta].
+    """
+    mean, joint_cov, _ = _check_joint_moments(mean, joint_cov, None)
+    w = check_weights(weights, len(mean))
+    w = np.pad(w, (0, len(mean) - len(w)))
+    return w @ mean, np.einsum("k,kejf,j->ef", w, joint_cov, w)
+
+
+def _nonnegative_quadratic_minimum(gram: np.ndarray, linear: np.ndarray) -> np.ndarray:
+    """argmin over u >= 0 of uᵀ S u − 2 bᵀu, S = ``gram`` positive semi-definite, b = ``linear``.
+
+    Lawson and Hanson's active set for non-negative least squares, written on S and b: move the
+    coordinate most wanting to grow into the free set, solve S_FF u_F = b_F there, and step back
+    to the boundary whenever that solution leaves u >= 0. Exact in finitely many steps.
+    """
+    k = len(linear)
+    tol = 1e-12 * max(np.abs(linear).max(), np.abs(gram).max(), np.finfo(float).tiny)
+    u, free = np.zeros(k), np.zeros(k, dtype=bool)
+    for _ in range(4 * k):
+        want = np.where(free, -np.inf, linear - gram @ u)  # −½ gradient of the objective
+        if want.max() <= tol:
+            break
+        free[np.argmax(want)] = True
+        while True:
+            z = np.zeros(k)
+            z[free] = np.linalg.lstsq(gram[np.ix_(free, free)], linear[free], rcond=None)[0]
+            if np.all(z[free] > tol):
+                u = z
+                break
+            blocked = free & (z <= tol)
+            u = u + np.min(u[blocked] / (u[blocked] - z[blocked])) * (z - u)
+            free &= u > tol
+            u[~free] = 0.0
+    return u
+
+
+def optimal_mixing_weights(mean, joint_cov, target) -> np.ndarray:
+    """The weights w >= 0, Σ_k w_k = 1, whose mix has the smallest scale-free error to ``target``.
+
+    The scale-free error of g_w = Σ_k w_k g_k (``stats.scale_free_mse``) is
+    min over c >= 0 of E‖c g_w − g*‖² / ‖g*‖². With b_k = g*·E g_k and
+    S_kj = E[g_k·g_j] = E g_k·E g_j + tr Cov[g_k, g_j],
+
+        E‖c g_w − g*‖² = c² wᵀSw − 2c bᵀw + ‖g*‖²,
+
+    and (c, w) enter only through u = c w, which ranges over all of u >= 0. So the optimum is one
+    convex problem, a non-negative least squares in Gram form,
+
+        u* = argmin_{u >= 0} uᵀSu − 2 bᵀu,     w = u* / Σ_k u*_k,     error = 1 − bᵀu* / ‖g*‖²,
+
+    the same as maximising (bᵀw)² / (wᵀSw) = cos²·SNR/(1 + SNR)·‖g*‖² over w >= 0 with bᵀw > 0.
+    When no mix has a mean with a positive component along g* (every b_k <= 0), every mix scores
+    1; the uniform weights are returned.
+
+    Args:
+      mean: [k_max, n_eta] E g_k; joint_cov: [k_max, n_eta, k_max, n_eta] Cov[g_k, g_j] (e.g.
+        ``metagrad.exact_meta_gradient_moments(..., joint=True)``); target: [n_eta] g*, non-zero.
+    Returns: [k_max], >= 0, summing to 1.
+    """
+    mean, joint_cov, target = _check_joint_moments(mean, joint_cov, target)
+    gram = mean @ mean.T + np.einsum("keje->kj", joint_cov)
+    u = _nonnegative_quadratic_minimum((gram + gram.T) / 2, mean @ target)
+    if u.sum() <= 0:
+        return np.full(len(mean), 1.0 / len(mean))
+    return u / u.sum()
+
+
+def optimal_mixing_weights_from_samples(samples, target) -> np.ndarray:
+    """``optimal_mixing_weights`` from estimates over seeds: the sample mean and the unbiased joint
+    covariance (N − 1) of the rows, the moments ``stats.meta_gradient_stats`` uses, so the weights
+    minimise its ``scale_free_mse`` field over every mix of these samples.
+
+    Args:
+      samples: [n_seeds, k_max, n_eta] (``metagrad.sample_meta_gradients``); target: [n_eta].
+    Returns: [k_max], >= 0, summing to 1.
+    """
+    samples = np.asarray(samples, dtype=float)
+    if samples.ndim != 3 or samples.shape[0] < 2:
+        raise ValueError(
+            f"samples must have shape [n_seeds >= 2, k_max, n_eta], got {samples.shape}"
+        )
+    flat = samples.reshape(samples.shape[0], -1)
+    joint_cov = np.cov(flat, rowvar=False, ddof=1).reshape(samples.shape[1:] * 2)
+    return optimal_mixing_weights(samples.mean(axis=0), joint_cov, target)

@@ -1,6 +1,6 @@
 """Concrete meta-problems: what ``course_lib.metagrad``'s estimators run on.
 
-A meta-problem bundles pure functions and data (SPEC.md §1):
+A meta-problem bundles pure functions and data (docs/notation.md §1):
 
     batch, state = sample(state, key)        τ ~ π_θ acting on stop_gradient(θ); env state advances
     state = inner_update(state, batch, η)    θ' = U(θ, τ; η), differentiable in state and η
@@ -19,20 +19,23 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from course_lib import agents
-from course_lib.envs import bandit
-from course_lib.envs.snake import SnakeState, make_snake
+from course_lib.checks import check_int
+from course_lib.envs import bandit, quadratic
+
+if TYPE_CHECKING:  # the Snake builder imports these itself, so the toys never load jumanji
+    from course_lib import agents
+    from course_lib.envs.snake import SnakeState
 
 
 class ExactHooks(NamedTuple):
-    """What exact enumeration needs (toy problems only).
+    """What exact enumeration needs (toy problems with finitely many batches, docs/notation.md §5).
 
     ``enumerate_batches(n_steps)``: every sequence of inner batches, fields [n_paths, n_steps, ...];
     ``batch_log_prob(state, batch)``: log P(batch | state), differentiable in state;
@@ -44,14 +47,34 @@ class ExactHooks(NamedTuple):
     expected_outer_loss: Callable[[Any], jax.Array]
 
 
+class GaussianHooks(NamedTuple):
+    """What exact references need on a problem driven by Gaussian noise (docs/notation.md §5).
+
+    The contract: ``sample`` returns a standard-normal batch ξ of shape ``noise_shape`` whatever
+    the state, and leaves the state unchanged; and for a fixed η every g_k is a polynomial of
+    degree at most 2 in the noise ξ_0..ξ_k (SGD on a quadratic: θ_k and dθ_k/dη are affine in the
+    noise, g_k is their product). Then g_k's moments follow exactly from its value, gradient and
+    Hessian at ξ = 0, and since the noise does not depend on η, E[g_k] = g*_k.
+
+    ``noise_shape``: the shape of one batch;
+    ``expected_losses(eta, horizon)``: E[L_out(θ_k; τ_k)] for k = 1..horizon, [horizon], exact and
+    differentiable in η.
+    """
+
+    noise_shape: tuple[int, ...]
+    expected_losses: Callable[[jax.Array, int], jax.Array]
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class MetaProblem:
     """A meta-learning problem: initial state, sampler, inner update, outer loss (see module doc).
 
     ``meta_names[i]`` names ``eta[i]``; ``eta0`` [n_eta] is the default starting point;
     ``hyper_parameters(eta)`` [n_eta] maps the unconstrained η to the values the inner update uses
-    (e.g. exp for a learning rate, sigmoid for a discount). ``exact`` is set only where every
-    trajectory can be enumerated. ``settings`` records what built the problem.
+    (e.g. exp for a learning rate, sigmoid for a discount). ``exact`` is set only on toy problems
+    with exact references: ``ExactHooks`` where every trajectory can be enumerated,
+    ``GaussianHooks`` where the data are Gaussian noise. ``settings`` records what built the
+    problem.
     """
 
     name: str
@@ -63,7 +86,7 @@ class MetaProblem:
     outer_loss: Callable[[Any, Any], jax.Array]
     hyper_parameters: Callable[[jax.Array], jax.Array]
     settings: Mapping[str, Any]
-    exact: ExactHooks | None = None
+    exact: ExactHooks | GaussianHooks | None = None
 
     @property
     def n_eta(self) -> int:
@@ -85,7 +108,7 @@ def bandit_problem(
     entropy_cost: float = 0.3,
     theta0: tuple[float, ...] | None = None,
 ) -> MetaProblem:
-    """The enumerable bandit of PAPER_NOTES.md §6.3.
+    """The enumerable bandit (docs/notation.md §5): an exact oracle by listing every trajectory.
 
     Softmax policy over ``len(p)`` Bernoulli arms, logits θ_0 = ``theta0``. Inner update on
     ``batch_size`` pulls, REINFORCE plus an entropy bonus:
@@ -103,11 +126,16 @@ def bandit_problem(
         p ascending the agent starts out preferring the worse arms.
 
     Why these defaults: the agent starts out preferring the worse arm (π_0 = (0.88, 0.12)) and
-    learns slowly, so every extra step changes θ and the effects of SPEC.md §1 are plain at
-    k_max = 8: the variance of g_k grows about 14x from k = 1 to 8, the distance of E[g_k] to the
+    learns slowly, so every extra step changes θ and the effects of docs/notation.md §2 are plain
+    at k_max = 8: the variance of g_k grows about 14x from k = 1 to 8, the distance of E[g_k] to the
     8-step target ∇_η E[L_8] falls from 92% to 20% of its norm, and uniform or λ-return mixes have
     a lower MSE against that target than either g_1 or g_8. (At θ_0 = 0 the entropy gradient
     vanishes, so g_1 would have a zero entropy component.)
+
+    Its meta-gradients all point one way: both meta-parameters push the one preference of a 2-arm
+    policy, so cos(E g_k, g*_8) = 1 for every k, and the SNR of g_k *rises* with k (about 0.17 at
+    k = 1, 1.0 at k = 8). It teaches enumeration, not the trade-off between direction and noise:
+    ``quadratic_problem`` is the toy where more steps turn the direction right and cost SNR.
     """
     p_arr = np.asarray(p, dtype=float)
     if p_arr.ndim != 1 or len(p_arr) < 2 or not np.all((p_arr > 0) & (p_arr < 1)):
@@ -178,6 +206,98 @@ def bandit_problem(
     )
 
 
+def quadratic_problem(
+    curvatures: tuple[float, ...] = (1.0, 0.1),
+    learning_rate: float = 0.2,
+    noise: float = 0.4,
+    theta0: tuple[float, ...] = (1.0, 3.0),
+    k_max: int = 8,
+    horizon: int = 100,
+) -> MetaProblem:
+    """The noisy quadratic of Wu et al. (2018): a toy where the myopic meta-gradient misleads.
+
+    θ ∈ R^d with curvatures h (``envs.quadratic``); one batch is ξ ~ N(0, I_d). Inner update: one
+    SGD step on L(θ; ξ) = ½ Σ_i h_i θ_i² + σ ξ·θ with a learning rate per coordinate,
+
+        θ' = θ − α ⊙ (h ⊙ θ + σ ξ),    α_i = exp(η_i),
+
+    outer loss L(θ_k; ξ_k) on the next batch (its expectation is ½ Σ_i h_i θ_k,i²). The noise does
+    not depend on θ, so E[g_k] = g*_k; the exact references are Gaussian (``GaussianHooks``):
+    g*_k for any horizon from the second-moment recursion, the moments of g_1..g_k from quadratic
+    forms in the noise (docs/notation.md §5).
+
+    Args:
+      curvatures: h_i > 0, one per coordinate (meta-parameter i is log α_i of coordinate i).
+      learning_rate: every α_i at ``eta0``.
+      noise: σ >= 0, the gradient noise's standard deviation per coordinate.
+      theta0: θ_0, one value per coordinate.
+      k_max: the largest K the lessons look ahead (recorded in ``settings``, used by no function).
+      horizon: H, the long horizon whose g*_H is the fixed target (recorded likewise).
+
+    Why these defaults: a steep coordinate (h = 1) far from its minimum and a shallow one
+    (h = 0.1). Over a few steps the steep one's progress dominates, and g_1 asks for a larger
+    step there; over H = 100 steps the steep coordinate has long reached its noise floor, where a
+    smaller step is better, and the target is dominated by the shallow coordinate's progress. So
+    E[g_1] points away from g*_H (cos about −0.5), the direction turns with k (cos(E g_k, g*_H)
+    rises at every step and is about +0.5 at k = 8) while the SNR of g_k falls at every step
+    (about 1.1 at k = 1, 0.12 at k = 8): the trade-off of docs/notation.md §4, exact.
+    tests/test_quadratic.py checks all of it.
+    """
+    h = np.asarray(curvatures, dtype=float)
+    if h.ndim != 1 or h.size < 1 or not np.all(np.isfinite(h) & (h > 0)):
+        raise ValueError(f"curvatures must list at least one finite value > 0, got {curvatures!r}")
+    if not (np.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(
+            f"learning_rate must be > 0 (it is learnt through exp), got {learning_rate!r}"
+        )
+    if not (np.isfinite(noise) and noise >= 0):
+        raise ValueError(f"noise must be >= 0, got {noise!r}")
+    theta0_arr = np.asarray(theta0, dtype=float)
+    if theta0_arr.shape != h.shape or not np.all(np.isfinite(theta0_arr)):
+        raise ValueError(
+            f"theta0 must hold one finite value per curvature ({h.size}), got {theta0!r}"
+        )
+    k_max = check_int("k_max", k_max)
+    horizon = check_int("horizon", horizon, minimum=k_max)
+
+    dtype = jnp.zeros(()).dtype
+    h_, theta0_ = jnp.asarray(h, dtype), jnp.asarray(theta0_arr, dtype)
+    noise_ = jnp.asarray(noise, dtype)
+
+    def sample(theta, key):
+        return quadratic.sample_noise(key, h.size, dtype), theta
+
+    def inner_update(theta, xi, eta):
+        return quadratic.sgd_step(theta, xi, jnp.exp(eta), h_, noise_)
+
+    def outer_loss(theta, xi):
+        return quadratic.noisy_loss(theta, xi, h_, noise_)
+
+    def expected_losses(eta, horizon):
+        return quadratic.expected_losses(theta0_, jnp.exp(eta), h_, noise_, horizon)
+
+    settings = dict(
+        curvatures=tuple(float(x) for x in h),
+        learning_rate=float(learning_rate),
+        noise=float(noise),
+        theta0=tuple(float(x) for x in theta0_arr),
+        k_max=k_max,
+        horizon=horizon,
+    )
+    return MetaProblem(
+        name="quadratic",
+        meta_names=tuple(f"log_learning_rate_{i}" for i in range(h.size)),
+        eta0=jnp.full(h.size, np.log(learning_rate), dtype),
+        init_state=theta0_,
+        sample=sample,
+        inner_update=inner_update,
+        outer_loss=outer_loss,
+        hyper_parameters=jnp.exp,
+        settings=settings,
+        exact=GaussianHooks(noise_shape=(h.size,), expected_losses=expected_losses),
+    )
+
+
 class SnakeAgentState(NamedTuple):
     """What the Snake inner loop carries: network weights, optimiser state, the boards."""
 
@@ -197,6 +317,8 @@ def _snake_start(
     env, opt, continue_opt_state, hyper, hidden, rollout_len, warmup_updates, seed
 ) -> SnakeAgentState:
     """Fresh weights and boards, then ``warmup_updates`` ordinary A2C updates (RMSProp)."""
+    from course_lib import agents
+
     if warmup_updates == 0:
         init_key, env_key = jax.random.split(jax.random.key(seed))
         params = agents.init_actor_critic(init_key, env.obs_dim, env.n_actions, hidden)
@@ -251,6 +373,9 @@ def snake_problem(
     variance of g_8 is about 20x that of g_1 and a geometric mix (lam = 0.5) of g_1..g_8 has a few
     percent of the variance of g_8 (tests/test_metagrad.py checks ratios > 3 and < 1/2).
     """
+    from course_lib import agents
+    from course_lib.envs.snake import make_snake
+
     if optimizer not in SNAKE_OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {SNAKE_OPTIMIZERS}, got {optimizer!r}")
     for name, value in (("gamma", gamma), ("lam", lam)):
@@ -329,5 +454,6 @@ def snake_problem(
 
 PROBLEM_BUILDERS: dict[str, Callable[..., MetaProblem]] = {
     "bandit": bandit_problem,
+    "quadratic": quadratic_problem,
     "snake": snake_problem,
 }

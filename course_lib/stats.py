@@ -1,4 +1,5 @@
-"""How good is a meta-gradient estimator? Mean, variance, bias, cosine, SNR and MSE across seeds.
+"""How good is a meta-gradient estimator? Mean, variance, bias, cosine, SNR and MSE across seeds,
+and the scale-free measures of docs/notation.md §4.
 
 For estimates g^(1..N) of one meta-gradient (one row per seed) and a reference g*:
 
@@ -8,12 +9,24 @@ For estimates g^(1..N) of one meta-gradient (one row per seed) and a reference g
     SNR            = ‖ḡ‖² / V       (above ~1: the sign of a single estimate can be trusted)
     MSE            = b² + V         (the expected squared error of one estimate)
 
+η moves through Adam after clipping, so only an estimate's direction and its noise relative to
+its size reach the agent; bias and MSE change with the scale of g, these do not:
+
+    right_direction    = P(g·g* > 0)     (the share of single estimates that point uphill of g*)
+    scale_free_mse     = min over c >= 0 of E‖c g − g*‖² / ‖g*‖²
+                       = 1 − max(0, cos)² · SNR / (1 + SNR)      (c >= 0: shortened, never reversed)
+
+0 is a perfect direction without noise, 1 is no better than not moving at all. Each measure
+comes exact from a mean and covariance (``moment_measures``, ``scale_free_mse``) or sampled from
+seeds (``meta_gradient_stats``, with bootstrap intervals from ``measure_intervals``).
+
 Pure numpy: widgets call these on every slider move, and numpy answers a few hundred seeds in
 microseconds where dispatching to JAX would cost more than the arithmetic.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -24,7 +37,7 @@ import numpy as np
 class MetaGradientStats(NamedTuple):
     """Statistics over seeds. With samples [n_seeds, *batch, n_eta]: ``mean`` and
     ``per_component_variance`` are [*batch, n_eta]; the others are [*batch]. ``bias_norm``,
-    ``cosine`` and ``mse`` are None without a reference."""
+    ``cosine``, ``mse``, ``right_direction`` and ``scale_free_mse`` are None without a reference."""
 
     mean: np.ndarray
     variance: np.ndarray
@@ -33,6 +46,17 @@ class MetaGradientStats(NamedTuple):
     bias_norm: np.ndarray | None
     cosine: np.ndarray | None
     mse: np.ndarray | None
+    right_direction: np.ndarray | None = None
+    scale_free_mse: np.ndarray | None = None
+
+
+class ScaleFreeMeasures(NamedTuple):
+    """The scale-free measures of docs/notation.md §4, each [*batch] (see the module doc)."""
+
+    cosine: np.ndarray
+    snr: np.ndarray
+    right_direction: np.ndarray
+    scale_free_mse: np.ndarray
 
 
 def _check_samples(samples) -> np.ndarray:
@@ -46,8 +70,31 @@ def _check_samples(samples) -> np.ndarray:
     return samples
 
 
+def _scale_free_error(dot, target_sq, second_moment):
+    """1 − max(0, E g·g*)² / (‖g*‖² E‖g‖²), with E‖g‖² = ‖E g‖² + tr Cov g; 1 where g ≡ 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        explained = np.maximum(dot, 0.0) ** 2 / (target_sq * second_moment)
+    return 1.0 - np.where(second_moment > 0, explained, 0.0)
+
+
+def _check_reference(reference, shape: tuple[int, ...], name: str = "reference") -> np.ndarray:
+    reference = np.asarray(reference, dtype=float)
+    try:
+        np.broadcast_shapes(reference.shape, shape)
+    except ValueError:
+        raise ValueError(
+            f"{name} must broadcast to {shape} (the mean's shape), got {reference.shape}"
+        ) from None
+    return reference
+
+
 def meta_gradient_stats(samples, reference=None, probabilities=None) -> MetaGradientStats:
-    """Mean, variance (trace of the covariance), SNR and, given a reference, bias, cosine and MSE.
+    """Mean, variance (trace of the covariance), SNR and, given a reference, bias, cosine, MSE,
+    right_direction and scale_free_mse (module doc).
+
+    ``right_direction`` is the share of rows with g·g* > 0 and ``scale_free_mse`` is
+    1 − max(0, cosine)²·SNR/(1 + SNR) with this function's cosine and SNR (so it is the error of
+    ``min_c`` over the sample moments, the unbiased variance standing in for the covariance).
 
     Args:
       samples: [n_seeds, *batch, n_eta], e.g. [n_seeds, n_eta] for one estimator or the seed cache
@@ -77,20 +124,86 @@ def meta_gradient_stats(samples, reference=None, probabilities=None) -> MetaGrad
         snr = mean_sq / variance
     if reference is None:
         return MetaGradientStats(mean, variance, per_component, snr, None, None, None)
-    reference = np.asarray(reference, dtype=float)
-    try:
-        np.broadcast_shapes(reference.shape, mean.shape)
-    except ValueError:
-        raise ValueError(
-            f"reference must broadcast to {mean.shape} (the mean's shape), got {reference.shape}"
-        ) from None
+    reference = _check_reference(reference, mean.shape)
     bias_norm = np.linalg.norm(mean - reference, axis=-1)
+    dot, reference_sq = np.sum(mean * reference, axis=-1), np.sum(reference**2, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        cosine = np.sum(mean * reference, axis=-1) / np.sqrt(
-            mean_sq * np.sum(reference**2, axis=-1)
-        )
+        cosine = dot / np.sqrt(mean_sq * reference_sq)
+    agrees = np.sum(samples * reference, axis=-1) > 0
+    right_direction = (
+        agrees.mean(axis=0) if probabilities is None else np.tensordot(prob, agrees, axes=1)
+    )
     return MetaGradientStats(
-        mean, variance, per_component, snr, bias_norm, cosine, bias_norm**2 + variance
+        mean,
+        variance,
+        per_component,
+        snr,
+        bias_norm,
+        cosine,
+        bias_norm**2 + variance,
+        right_direction,
+        _scale_free_error(dot, reference_sq, mean_sq + variance),
+    )
+
+
+def _check_moments(mean, cov, target) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    mean, cov = np.asarray(mean, dtype=float), np.asarray(cov, dtype=float)
+    if mean.ndim < 1 or cov.shape != mean.shape + mean.shape[-1:]:
+        raise ValueError(
+            f"cov must have shape [*batch, n_eta, n_eta] for a mean [*batch, n_eta] = "
+            f"{mean.shape}, got {cov.shape}"
+        )
+    return mean, cov, _check_reference(target, mean.shape, "target")
+
+
+def scale_free_mse(mean, cov, target) -> np.ndarray:
+    """min over c >= 0 of E‖c g − g*‖² / ‖g*‖² from the exact moments of g (docs/notation.md §4):
+
+        = 1 − max(0, E g·g*)² / (‖g*‖² (‖E g‖² + tr Cov g)) = 1 − max(0, cos)²·SNR/(1 + SNR).
+
+    Exact for any distribution of g (it needs only the first two moments). 0: perfect direction,
+    no noise; 1: no better than standing still (the mean points away from g*, or g ≡ 0).
+
+    Args:
+      mean: [*batch, n_eta]; cov: [*batch, n_eta, n_eta]; target: g*, broadcastable to the mean.
+    Returns: [*batch].
+    """
+    mean, cov, target = _check_moments(mean, cov, target)
+    second_moment = np.sum(mean**2, axis=-1) + np.trace(cov, axis1=-2, axis2=-1)
+    return _scale_free_error(
+        np.sum(mean * target, axis=-1), np.sum(target**2, axis=-1), second_moment
+    )
+
+
+def moment_measures(mean, cov, target) -> ScaleFreeMeasures:
+    """Cosine, SNR, right_direction and scale_free_mse from the exact moments of g.
+
+    cosine = E g·g* / (‖E g‖ ‖g*‖) and SNR = ‖E g‖² / tr Cov g are exact for any distribution.
+    ``right_direction`` is the Gaussian value
+
+        P(gᵀg* > 0) = Φ(E gᵀg* / sqrt(g*ᵀ Cov g g*)),
+
+    exact only when g is Gaussian. It is not for the toys: the quadratic's g_k is a quadratic form
+    in Gaussian noise (skewed), the bandit's takes finitely many values. There it is the share of a
+    Gaussian with the same moments, an approximation: the exact share comes from samples or from
+    the enumerated paths, ``meta_gradient_stats(..., reference, probabilities).right_direction``.
+
+    Args:
+      mean: [*batch, n_eta]; cov: [*batch, n_eta, n_eta]; target: g*, broadcastable to the mean.
+    Returns: ``ScaleFreeMeasures``, each field [*batch].
+    """
+    mean, cov, target = _check_moments(mean, cov, target)
+    target = np.broadcast_to(target, mean.shape)
+    mean_sq, variance = np.sum(mean**2, axis=-1), np.trace(cov, axis1=-2, axis2=-1)
+    dot, target_sq = np.sum(mean * target, axis=-1), np.sum(target**2, axis=-1)
+    spread = np.einsum("...e,...ef,...f->...", target, cov, target)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cosine = dot / np.sqrt(mean_sq * target_sq)
+        snr = mean_sq / variance
+        z = np.where(spread > 0, dot / np.sqrt(spread), np.where(dot > 0, np.inf, -np.inf))
+    right_direction = 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0)))
+    return ScaleFreeMeasures(
+        cosine, snr, right_direction, _scale_free_error(dot, target_sq, mean_sq + variance)
     )
 
 
@@ -131,3 +244,24 @@ def bootstrap_ci(
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(replicates, [tail, 1.0 - tail], axis=0)
     return low, high
+
+
+def measure_intervals(
+    samples, reference, key: jax.Array, n_boot: int = 1000, level: float = 0.9
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Bootstrap intervals (``bootstrap_ci``, one resampling for all four) of the sampled
+    cosine, SNR, right_direction and scale_free_mse of ``meta_gradient_stats(samples, reference)``.
+
+    Args:
+      samples: [n_seeds, *batch, n_eta]; reference: g*, broadcastable to [*batch, n_eta].
+    Returns: {name: (low, high)}, each [*batch], for the four ``ScaleFreeMeasures`` names.
+    """
+    names = ScaleFreeMeasures._fields
+    _check_reference(reference, _check_samples(samples).shape[1:])
+
+    def measures(s):
+        fields = meta_gradient_stats(s, reference)._asdict()
+        return np.stack([fields[name] for name in names], axis=-1)
+
+    low, high = bootstrap_ci(samples, measures, key, n_boot, level)
+    return {name: (low[..., i], high[..., i]) for i, name in enumerate(names)}
