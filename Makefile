@@ -58,6 +58,8 @@ benchmarks: $(STAMP)
 	$(PY) benchmarks/widgets.py
 
 # Regenerates the capstone's stored full run (about 8 min on 2 CPU cores; resumes if interrupted).
+# The same numbers only on the machine and JAX build that made them (results/snake_full.json);
+# elsewhere the numbers differ a little and the conclusions stay (course_lib/experiments).
 results: $(STAMP)
 	$(PY) -m course_lib.experiments snake --estimators k1,k5,mix5,fixed5 --seeds 4 \
 		--out results/snake_full.npz --overwrite

@@ -3,6 +3,8 @@
 import dataclasses
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -12,6 +14,7 @@ import pytest
 
 from course_lib import experiments, metagrad
 from course_lib.experiments import ExperimentConfig
+from course_lib.experiments import __main__ as main_module
 from course_lib.experiments import run as run_module
 from course_lib.experiments.results import SAVED
 
@@ -83,6 +86,66 @@ def test_every_logged_series_has_its_shape_and_is_finite(tiny_run):
     assert sidecar["settings"]["estimators"] == list(TINY.estimators)
     assert sidecar["compute_seconds"] > 0
     assert not experiments.partial_path(out).exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny.json", "tiny.npz"]
+
+
+def test_the_sidecar_records_the_machine_and_jax_build_and_no_absolute_path(tiny_run):
+    out, _ = tiny_run
+    text = out.with_suffix(".json").read_text()
+    sidecar = json.loads(text)
+    assert sidecar["command"] is None  # started from Python: the settings say all
+    machine = sidecar["machine"]
+    for key in ("cpu_model", "cpu_flags", "cpu_count", "jax", "jaxlib", "backend", "devices"):
+        assert key in machine, key
+    assert machine["jax"] == jax.__version__ and machine["backend"] == jax.default_backend()
+    assert isinstance(machine["cpu_model"], str) and machine["cpu_model"]
+    if Path("/proc/cpuinfo").exists() and machine["cpu_flags"] is not None:
+        assert set(machine["cpu_flags"]) == {"avx", "avx2", "avx512f", "fma"}
+    assert str(ROOT) not in text and str(out.parent) not in text
+
+
+def test_the_command_line_records_a_command_relative_to_the_repository(monkeypatch, tmp_path):
+    recorded = {}
+    monkeypatch.setattr(
+        main_module, "run_experiment", lambda *args, **kwargs: recorded.update(kwargs)
+    )
+    monkeypatch.chdir(tmp_path)  # --out is resolved from the folder the command runs in
+    out = ROOT / "results" / "x.npz"
+    main_module.main(["snake", "--quick", "--seeds", "3", "--out", str(out), "--overwrite"])
+    assert recorded["command"] == [
+        "python",
+        "-m",
+        "course_lib.experiments",
+        "snake",
+        "--estimators",
+        "k1,k5,mix5,fixed5",
+        "--seeds",
+        "3",
+        "--out",
+        "results/x.npz",
+        "--quick",
+        "--overwrite",
+    ]
+
+
+def test_the_stored_sidecar_names_no_folder_of_the_machine_that_made_it():
+    text = experiments.STORED_RESULTS.with_suffix(".json").read_text()
+    sidecar = json.loads(text)
+    assert sidecar["command"].startswith("python -m course_lib.experiments snake ")
+    assert "--out results/snake_full.npz" in sidecar["command"]
+    assert not re.search(r'"/|[A-Z]:\\\\', text), "an absolute path in the sidecar"
+
+
+@pytest.mark.parametrize("module", ["course_lib.experiments", "course_lib.experiments.analysis"])
+def test_reading_results_imports_no_environment(module):
+    """Widgets and grading read results through the analysis: no jumanji, no engine."""
+    code = (
+        f"import sys, {module}; from course_lib import experiments; "
+        "experiments.headline(experiments.load_results(experiments.STORED_RESULTS)); "
+        "assert 'jumanji' not in sys.modules, 'jumanji'; "
+        "assert 'course_lib.metagrad' not in sys.modules, 'metagrad'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
 
 
 def test_variance_and_snr_are_measured_from_the_samples_as_numpy_says(tiny_run):
@@ -97,33 +160,118 @@ def test_variance_and_snr_are_measured_from_the_samples_as_numpy_says(tiny_run):
         np.testing.assert_allclose(results.snr[..., f], snr, rtol=1e-6)
 
 
-def test_an_interrupted_run_resumes_to_the_same_numbers(tiny_run, tmp_path, monkeypatch):
-    _, uninterrupted = tiny_run
-    out = tmp_path / "resumed.npz"
+def interrupt_after(n_saves, config, out, monkeypatch):
+    """Run ``config`` into ``out`` and interrupt it just after its ``n_saves``-th partial save."""
     save = run_module.save_partial
     calls = []
 
     def save_then_interrupt(*args):
         save(*args)
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == n_saves:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(run_module, "save_partial", save_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        experiments.run_experiment(TINY, out, progress=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(run_module, "save_partial", save_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            experiments.run_experiment(config, out, progress=False)
     assert experiments.partial_path(out).exists() and not out.exists()
-    monkeypatch.setattr(run_module, "save_partial", save)
 
-    # a partial run with other settings is not silently mixed in
-    other = dataclasses.replace(TINY, seed=1)
-    with pytest.raises(ValueError, match="partial run with other settings"):
-        experiments.run_experiment(other, out, progress=False)
 
-    resumed = experiments.run_experiment(TINY, out, progress=False)
+def assert_same_numbers(got, want):
     for name in SAVED + ("variance", "snr"):
-        np.testing.assert_array_equal(getattr(resumed, name), getattr(uninterrupted, name), name)
-    assert out.exists() and not experiments.partial_path(out).exists()
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), name)
+
+
+def test_an_interrupted_run_resumes_to_the_same_numbers(tiny_run, tmp_path, monkeypatch):
+    _, uninterrupted = tiny_run
+    out = tmp_path / "resumed.npz"
+    interrupt_after(2, TINY, out, monkeypatch)  # between checkpoints
+    resumed = experiments.run_experiment(TINY, out, progress=False)
+    assert_same_numbers(resumed, uninterrupted)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["resumed.json", "resumed.npz"]
+
+
+# Two groups of K (k1, k2): each checkpoint is a chunk of K = 1, a chunk of K = 2, then measuring.
+TWO_GROUPS = dataclasses.replace(TINY, estimators=("k1", "k2"))
+
+
+@pytest.fixture(scope="module")
+def two_groups_run():
+    return experiments.run_experiment(TWO_GROUPS, progress=False)
+
+
+@pytest.mark.parametrize(
+    "n_saves, overwrite",
+    [(1, False), (2, True)],
+    ids=["between the two groups", "between a group and its measuring step, --overwrite"],
+)
+def test_an_interrupt_inside_a_checkpoint_resumes_over_leftover_temporaries(
+    two_groups_run, tmp_path, monkeypatch, n_saves, overwrite
+):
+    out = tmp_path / "r.npz"
+    interrupt_after(n_saves, TWO_GROUPS, out, monkeypatch)
+    # what an interrupted write leaves: half a temporary file beside the partial and the results
+    for path in (experiments.partial_path(out), out):
+        path.with_name(path.name + ".tmp").write_bytes(b"half a file")
+    if overwrite:  # results of an earlier run: --overwrite replaces them, resuming the partial
+        out.write_bytes(b"earlier results")
+    resumed = experiments.run_experiment(TWO_GROUPS, out, overwrite=overwrite, progress=False)
+    assert_same_numbers(resumed, two_groups_run)
+    assert_same_numbers(experiments.load_results(out), two_groups_run)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.npz"]
+
+
+def _corrupt(kind: str, partial: Path) -> None:
+    """Turn the partial file of an interrupted TINY run into one that cannot be resumed."""
+    if kind == "garbage":
+        partial.write_bytes(b"not an npz file")
+    elif kind == "truncated":
+        partial.write_bytes(partial.read_bytes()[: partial.stat().st_size // 2])
+    elif kind == "one array":
+        with open(partial, "wb") as f:
+            np.save(f, np.zeros(3))
+    else:  # "other code": the same settings, a logged series of another shape
+        with np.load(partial) as data:
+            arrays = dict(data)
+        arrays["log_eta"] = arrays["log_eta"][..., :1]
+        with open(partial, "wb") as f:
+            np.savez(f, **arrays)
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "one array", "other code"])
+def test_a_partial_file_that_cannot_be_resumed_fails_clearly_unless_overwrite(
+    tiny_run, tmp_path, monkeypatch, kind
+):
+    _, uninterrupted = tiny_run
+    out = tmp_path / "r.npz"
+    partial = experiments.partial_path(out)
+    interrupt_after(1, TINY, out, monkeypatch)
+    _corrupt(kind, partial)
+    content = partial.read_bytes()
+    with pytest.raises(ValueError, match=r"cannot be resumed .*pass --overwrite"):
+        experiments.run_experiment(TINY, out, progress=False)
+    assert partial.read_bytes() == content and not out.exists()
+    # --overwrite starts afresh and replaces it
+    assert_same_numbers(
+        experiments.run_experiment(TINY, out, overwrite=True, progress=False), uninterrupted
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.npz"]
+
+
+def test_a_partial_run_with_other_settings_is_kept_unless_overwrite(
+    tiny_run, tmp_path, monkeypatch
+):
+    _, uninterrupted = tiny_run
+    out = tmp_path / "r.npz"
+    interrupt_after(1, dataclasses.replace(TINY, mix_lambda=0.25), out, monkeypatch)
+    content = experiments.partial_path(out).read_bytes()
+    with pytest.raises(ValueError, match="partial run with other settings"):
+        experiments.run_experiment(TINY, out, progress=False)
+    assert experiments.partial_path(out).read_bytes() == content and not out.exists()
+    resumed = experiments.run_experiment(TINY, out, overwrite=True, progress=False)
+    assert_same_numbers(resumed, uninterrupted)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.npz"]
 
 
 @pytest.mark.parametrize(

@@ -252,6 +252,7 @@ def write_sidecar(
     ``compute_seconds`` (compilation included, summed over resumed parts); ``finished`` (UTC);
     ``machine`` (``machine_info``); ``command``: the command line, run from the repository root,
     with ``--out`` relative to it (``None`` for a run started from Python: the settings say all).
+    A field the run that wrote the file did not record yet is ``null``.
     Identical numbers are promised only on the same machine and JAX build (see the package
     docstring).
     """
