@@ -116,9 +116,10 @@ def _print_lesson(name: str, runs: list[dict], min_seconds: float) -> None:
     if len(runs) > 1:
         line += f", {runs[1]['seconds']:.0f} s second run (cache warm)"
     print(line, flush=True)
-    if "error" in first:
-        print(f"  STOPPED by an error in cell {first['failed_cell']}:")
-        print("  " + first["error"].strip()[-1500:].replace("\n", "\n  "))
+    for label, run in zip(("first", "second"), runs, strict=False):
+        if "error" in run:
+            print(f"  {label} run STOPPED by an error in cell {run['failed_cell']}:")
+            print("  " + run["error"].strip()[-1500:].replace("\n", "\n  "))
     again = {cell["index"]: cell["seconds"] for cell in runs[-1]["cells"]} if len(runs) > 1 else {}
     for cell in first["cells"]:
         if cell["seconds"] >= min_seconds:
