@@ -4,7 +4,13 @@ import jax
 import numpy as np
 import pytest
 
-from course_lib.stats import bootstrap_ci, meta_gradient_stats
+from course_lib.stats import (
+    bootstrap_ci,
+    measure_intervals,
+    meta_gradient_stats,
+    moment_measures,
+    scale_free_mse,
+)
 
 
 def test_hand_made_samples_give_hand_worked_statistics():
@@ -48,29 +54,112 @@ def test_probabilities_give_exact_weighted_moments():
     np.testing.assert_allclose(s.mean, mean)
     np.testing.assert_allclose(s.per_component_variance, prob @ (values - mean) ** 2)
     assert s.bias_norm is None and s.cosine is None and s.mse is None
+    assert s.right_direction is None and s.scale_free_mse is None
 
 
-def test_bootstrap_interval_covers_the_truth_and_is_reproducible():
-    rng = np.random.default_rng(1)
-    samples = rng.normal(scale=[1.0, 2.0], size=(400, 2))  # true tr Cov = 5
-    key = jax.random.key(0)
-    low, high = bootstrap_ci(samples, lambda s: meta_gradient_stats(s).variance, key, n_boot=2000)
-    assert low < 5.0 < high and low < meta_gradient_stats(samples).variance < high
-    assert high - low < 2.0  # not vacuous: the standard error of the variance is about 0.4
-    again = bootstrap_ci(samples, lambda s: meta_gradient_stats(s).variance, key, n_boot=2000)
-    np.testing.assert_array_equal((low, high), again)
+# ------------------------------------------------------------------------------------------------
+# Scale-free measures
+
+# Three Gaussians g ~ N(mean, cov) in R^3 against one target each: pointing mostly along it, noisy
+# and a little off, and pointing away (scale_free_mse = 1).
+GAUSSIAN_MEANS = np.array([[1.0, 0.5, 0.0], [0.3, -0.2, 0.4], [-1.0, 0.2, 0.1]])
+GAUSSIAN_TARGETS = np.array([[2.0, 0.0, 0.5], [1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
 
 
-def test_bootstrap_works_over_k_with_the_replicates_as_a_batch_axis():
-    rng = np.random.default_rng(2)
-    samples = 1.0 + rng.normal(size=(128, 4, 2)) * np.array([1.0, 2.0, 3.0, 4.0])[:, None]
-    low, high = bootstrap_ci(
-        samples, lambda s: meta_gradient_stats(s).snr, jax.random.key(3), level=0.8
+def gaussian_covariances():
+    factors = np.array(
+        [
+            [[0.5, 0, 0], [0.2, 0.4, 0], [0, 0.1, 0.3]],
+            np.eye(3) * 0.8,
+            [[1, 0, 0], [0.5, 1, 0], [0, 0, 0.2]],
+        ]
     )
-    point = meta_gradient_stats(samples).snr
-    assert low.shape == high.shape == (4,)
-    assert np.all(low < point) and np.all(point < high)
-    assert np.all(np.diff(point) < 0)  # the noisier k, the lower the SNR
+    return np.einsum("bij,bkj->bik", factors, factors)
+
+
+def brute_force_scale_free(second_moment, dot, target_sq):
+    """min over a fine grid of c >= 0 of (c² E‖g‖² − 2c E g·g* + ‖g*‖²) / ‖g*‖²."""
+    c = np.linspace(0.0, 4.0 * max(dot, 0.0) / second_moment + 1e-3, 400_001)
+    return np.min(c**2 * second_moment - 2 * c * dot + target_sq) / target_sq
+
+
+def test_hand_made_samples_give_hand_worked_scale_free_measures():
+    samples = np.array([[1.0, 0.0], [3.0, 2.0], [2.0, 4.0], [-1.0, 2.0]])  # mean (1.25, 2)
+    s = meta_gradient_stats(samples, np.array([2.0, 0.0]))
+    assert s.right_direction == pytest.approx(0.75)  # the last row points away
+    # V = (8.75 + 8) / 3 = 67/12, ‖ḡ‖² = 89/16, ḡ·g* = 2.5, ‖g*‖² = 4:
+    # 1 − 2.5² / (4 (89/16 + 67/12)) = 1 − 15/107
+    assert s.variance == pytest.approx(67 / 12)
+    assert s.scale_free_mse == pytest.approx(92 / 107)
+    assert s.scale_free_mse == pytest.approx(1 - max(s.cosine, 0) ** 2 * s.snr / (1 + s.snr))
+    weighted = meta_gradient_stats(
+        samples, np.array([2.0, 0.0]), probabilities=[0.1, 0.1, 0.1, 0.7]
+    )
+    assert weighted.right_direction == pytest.approx(0.3)
+
+
+def test_scale_free_mse_is_the_brute_force_minimum_over_the_step_length():
+    for mean, cov, target in zip(
+        GAUSSIAN_MEANS, gaussian_covariances(), GAUSSIAN_TARGETS, strict=True
+    ):
+        second_moment = mean @ mean + np.trace(cov)
+        expected = brute_force_scale_free(second_moment, mean @ target, target @ target)
+        assert scale_free_mse(mean, cov, target) == pytest.approx(expected, abs=1e-9)
+        m = moment_measures(mean, cov, target)
+        closed = 1 - max(m.cosine, 0.0) ** 2 * m.snr / (1 + m.snr)
+        assert m.scale_free_mse == pytest.approx(closed, abs=1e-12)
+    assert scale_free_mse(GAUSSIAN_MEANS[2], np.eye(3), GAUSSIAN_TARGETS[2]) == 1.0
+    assert scale_free_mse(np.zeros(3), np.zeros((3, 3)), GAUSSIAN_TARGETS[0]) == 1.0  # g ≡ 0
+    # Batched over a leading axis, with one target for all.
+    batched = scale_free_mse(GAUSSIAN_MEANS, gaussian_covariances(), GAUSSIAN_TARGETS[0])
+    assert batched.shape == (3,)
+
+
+def test_weighted_rows_give_the_exact_minimum_over_the_step_length():
+    # With exact probabilities the field is min_c Σ_i p_i ‖c g_i − g*‖² / ‖g*‖², by brute force.
+    rng = np.random.default_rng(4)
+    rows, prob, target = rng.normal(size=(6, 3)) + 0.5, rng.dirichlet(np.ones(6)), np.ones(3)
+    s = meta_gradient_stats(rows, target, probabilities=prob)
+    expected = brute_force_scale_free(prob @ np.sum(rows**2, -1), prob @ rows @ target, 3.0)
+    assert s.scale_free_mse == pytest.approx(expected, abs=1e-9)
+
+
+def test_sampled_measures_converge_to_the_exact_gaussian_ones():
+    n, n_batches = 200_000, 20
+    covs = gaussian_covariances()
+    rng = np.random.default_rng(5)
+    noise = rng.normal(size=(n, 3, 3))
+    samples = GAUSSIAN_MEANS + np.einsum("bij,nbj->nbi", np.linalg.cholesky(covs), noise)
+    exact = moment_measures(GAUSSIAN_MEANS, covs, GAUSSIAN_TARGETS)  # Gaussian: all four exact
+    sampled = meta_gradient_stats(samples, GAUSSIAN_TARGETS)
+    # Tolerance: 4.5 standard errors, each estimated from the spread of the statistic over 20
+    # disjoint batches of the samples (batch means), plus round-off.
+    batches = samples.reshape(n_batches, n // n_batches, 3, 3).swapaxes(0, 1)
+    per_batch = meta_gradient_stats(batches, GAUSSIAN_TARGETS)
+    for name in ("cosine", "snr", "right_direction", "scale_free_mse"):
+        error = np.abs(getattr(sampled, name) - getattr(exact, name))
+        standard_error = getattr(per_batch, name).std(axis=0, ddof=1) / np.sqrt(n_batches)
+        assert np.all(error <= 4.5 * standard_error + 1e-12), (name, error, standard_error)
+    assert np.all(exact.scale_free_mse[:2] < 1) and exact.scale_free_mse[2] == 1.0
+
+
+def test_measure_intervals_cover_the_exact_values():
+    # Twelve intervals (3 Gaussians x 4 measures) at 99.9% each: all should cover.
+    rng = np.random.default_rng(6)
+    covs = gaussian_covariances()
+    noise = rng.normal(size=(1000, 3, 3))
+    samples = GAUSSIAN_MEANS + np.einsum("bij,nbj->nbi", np.linalg.cholesky(covs), noise)
+    exact = moment_measures(GAUSSIAN_MEANS, covs, GAUSSIAN_TARGETS)
+    intervals = measure_intervals(
+        samples, GAUSSIAN_TARGETS, jax.random.key(0), n_boot=1000, level=0.999
+    )
+    sampled = meta_gradient_stats(samples, GAUSSIAN_TARGETS)
+    assert set(intervals) == {"cosine", "snr", "right_direction", "scale_free_mse"}
+    for name, (low, high) in intervals.items():
+        value, point = getattr(exact, name), getattr(sampled, name)
+        assert low.shape == (3,) and np.all(low <= point) and np.all(point <= high)
+        inside = (low <= value + 1e-12) & (value <= high + 1e-12)
+        assert np.all(inside), (name, low, value, high)
 
 
 @pytest.mark.parametrize(
@@ -85,6 +174,13 @@ def test_bootstrap_works_over_k_with_the_replicates_as_a_batch_axis():
         ),
         (lambda: bootstrap_ci(np.zeros((4, 2)), np.mean, jax.random.key(0), n_boot=1), "n_boot"),
         (lambda: bootstrap_ci(np.zeros((4, 2)), np.mean, jax.random.key(0), level=1.0), "level"),
+        (lambda: scale_free_mse(np.zeros(3), np.eye(2), np.ones(3)), "cov"),
+        (lambda: scale_free_mse(np.zeros(3), np.eye(3), np.ones(2)), "target"),
+        (lambda: moment_measures(np.zeros((2, 3)), np.zeros((3, 3)), np.ones(3)), "cov"),
+        (
+            lambda: measure_intervals(np.zeros((4, 2, 3)), np.ones(2), jax.random.key(0)),
+            "reference",
+        ),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(call, match):
