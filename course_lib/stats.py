@@ -12,7 +12,7 @@ For estimates g^(1..N) of one meta-gradient (one row per seed) and a reference g
 η moves through Adam after clipping, so only an estimate's direction and its noise relative to
 its size reach the agent; bias and MSE change with the scale of g, these do not:
 
-    right_direction    = P(g·g* > 0)     (the share of single estimates that point uphill of g*)
+    right_direction    = P(g·g* > 0)     (the share of single estimates whose step goes downhill)
     scale_free_mse     = min over c >= 0 of E‖c g − g*‖² / ‖g*‖²
                        = 1 − max(0, cos)² · SNR / (1 + SNR)      (c >= 0: shortened, never reversed)
 
@@ -168,11 +168,7 @@ def scale_free_mse(mean, cov, target) -> np.ndarray:
       mean: [*batch, n_eta]; cov: [*batch, n_eta, n_eta]; target: g*, broadcastable to the mean.
     Returns: [*batch].
     """
-    mean, cov, target = _check_moments(mean, cov, target)
-    second_moment = np.sum(mean**2, axis=-1) + np.trace(cov, axis1=-2, axis2=-1)
-    return _scale_free_error(
-        np.sum(mean * target, axis=-1), np.sum(target**2, axis=-1), second_moment
-    )
+    return moment_measures(mean, cov, target).scale_free_mse
 
 
 def moment_measures(mean, cov, target) -> ScaleFreeMeasures:
