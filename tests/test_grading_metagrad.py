@@ -7,6 +7,8 @@ independent oracles: the K-step reference against ``metagrad.k_step_meta_gradien
 it sampled, the one-step reference against central finite differences in float64.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,6 +59,27 @@ def _forward_mode(problem, batches, outer_batch, eta, *, hessian=True):
 meta_gradient_through_batches = jax.jit(_forward_mode, static_argnums=0)
 
 
+def forward_meta_gradients_through_batches(problem, batches, eta):
+    """Exercise 4.2 as a learner might write it: one jvp per meta-parameter in a Python loop,
+    the outer gradient by a second jvp (the check's reference is reverse mode)."""
+    n_eta = eta.shape[0]
+
+    def step(carry, k):
+        theta, z = carry  # z: [d, n_eta], column e is dθ/dη_e
+        inner = jax.tree_util.tree_map(lambda x: x[k], batches)
+        outer = jax.tree_util.tree_map(lambda x: x[k + 1], batches)
+        update = lambda th, et: problem.inner_update(th, inner, et)
+        basis = jnp.eye(n_eta)
+        columns = [jax.jvp(update, (theta, eta), (z[:, e], basis[e])) for e in range(n_eta)]
+        theta, z = columns[0][0], jnp.stack([c[1] for c in columns], axis=1)
+        loss = lambda th: problem.outer_loss(th, outer)
+        return (theta, z), jnp.stack([jax.jvp(loss, (theta,), (z[:, e],))[1] for e in range(n_eta)])
+
+    k = jax.tree_util.tree_leaves(batches)[0].shape[0] - 1
+    z0 = jnp.zeros((problem.init_state.shape[0], n_eta))
+    return jax.lax.scan(step, (problem.init_state, z0), jnp.arange(k))[1]
+
+
 def variance_and_snr(samples):
     mean = samples.mean(axis=0)
     variance = samples.var(axis=0, ddof=1).sum(axis=-1)
@@ -76,7 +99,11 @@ CORRECT = {
     "3.1": (grading.check_one_step_meta_gradient, one_step_meta_gradient),
     "3.2": (grading.check_central_differences, central_differences),
     "4.1": (grading.check_meta_gradient_through_batches, meta_gradient_through_batches),
-    "4.2": (grading.check_variance_and_snr, variance_and_snr),
+    "4.2": (
+        grading.check_forward_meta_gradients_through_batches,
+        forward_meta_gradients_through_batches,
+    ),
+    "4.3": (grading.check_variance_and_snr, variance_and_snr),
     "5.1": (grading.check_mix_meta_gradients, mix_meta_gradients),
     "5.2": (grading.check_geometric_weights, geometric_weights),
 }
@@ -192,14 +219,44 @@ WRONG = {
         ),
         "K + 1 updates",
     ),
-    "4.2 population variance": ("4.2", _variance_population, "dividing by N − 1"),
-    "4.2 mean of squared norms as signal": (
+    "4.2 sign flipped": (
         "4.2",
+        lambda *args: -forward_meta_gradients_through_batches(*args),
+        "the sign is flipped",
+    ),
+    "4.2 no dU/deta term": (
+        "4.2",
+        lambda pr, b, e: 0 * forward_meta_gradients_through_batches(pr, b, e),
+        "the ∂U/∂η term is missing",
+    ),
+    "4.2 no Jacobian term": (
+        "4.2",
+        functools.partial(meta_gradients._forward_carry, jacobian=False),
+        "drops the Jacobian term",
+    ),
+    "4.2 last update only": (
+        "4.2",
+        functools.partial(meta_gradients._forward_carry, jacobian=False, carry=False),
+        "the last update's ∂U/∂η alone",
+    ),
+    "4.2 scored on the training batch": (
+        "4.2",
+        functools.partial(meta_gradients._forward_carry, lag=1),
+        "not on τ_{k−1}",
+    ),
+    "4.2 g_K only": (
+        "4.2",
+        lambda pr, b, e: forward_meta_gradients_through_batches(pr, b, e)[-1],
+        "has shape (",
+    ),
+    "4.3 population variance": ("4.3", _variance_population, "dividing by N − 1"),
+    "4.3 mean of squared norms as signal": (
+        "4.3",
         _snr_mean_of_squares,
         "squared norm of the mean",
     ),
-    "4.2 per-component variance": (
-        "4.2",
+    "4.3 per-component variance": (
+        "4.3",
         lambda s: (np.var(s, axis=0, ddof=1), np.var(s, axis=0, ddof=1)),
         "has shape (2,",
     ),
@@ -269,6 +326,18 @@ def test_k_step_reference_matches_the_library_on_its_own_batches(k, x64):
     batches, outer_batch = _library_batches(problem, eta, key, k)
     expected = metagrad.k_step_meta_gradients(problem, eta, key, k)[k - 1]
     got = meta_gradients.reference_meta_gradient_through_batches(problem, batches, outer_batch, eta)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["quadratic", "bandit"])
+@pytest.mark.parametrize("mode", metagrad.AUTODIFF_MODES)
+def test_forward_carry_reference_matches_the_library_on_its_own_batches(name, mode, x64):
+    problem = metagrad.make_problem(name)
+    eta, key, k = problem.eta0 + 0.2, jax.random.key(7), 5
+    inner, outer_batch = _library_batches(problem, eta, key, k)
+    batches = jax.tree_util.tree_map(lambda x, o: jnp.concatenate([x, o[None]]), inner, outer_batch)
+    expected = metagrad.k_step_meta_gradients(problem, eta, key, k, mode=mode)
+    got = meta_gradients.reference_forward_meta_gradients(problem, batches, eta)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14)
 
 

@@ -53,6 +53,7 @@ _CHECKS = {
         "check_one_step_meta_gradient",
         "check_central_differences",
         "check_meta_gradient_through_batches",
+        "check_forward_meta_gradients_through_batches",
         "check_variance_and_snr",
     ),
     "mixing_estimator": ("check_mix_meta_gradients", "check_geometric_weights"),

@@ -385,15 +385,171 @@ def check_meta_gradient_through_batches(rng) -> Comparison:
     )
 
 
+def _prefix_batches(batches):
+    """(inner, outer): τ_0..τ_{K−1}, which the K updates train on, and τ_1..τ_K, which score
+    them."""
+    inner = jax.tree_util.tree_map(lambda x: x[:-1], batches)
+    outer = jax.tree_util.tree_map(lambda x: x[1:], batches)
+    return inner, outer
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def reference_forward_meta_gradients(problem, batches, eta):
+    """g_1..g_K through the K + 1 given batches, by reverse mode: ``jax.jacrev`` of the prefix
+    losses L_k = L_out(θ_k; τ_k), θ_k = U(θ_{k−1}, τ_{k−1}; η) (``docs/notation.md`` §2)."""
+
+    def prefix_losses(eta):
+        def step(state, pair):
+            state = problem.inner_update(state, pair[0], eta)
+            return state, problem.outer_loss(state, pair[1])
+
+        return jax.lax.scan(step, problem.init_state, _prefix_batches(batches))[1]
+
+    return jax.jacrev(prefix_losses)(eta)
+
+
+def _forward_carry(problem, batches, eta, *, jacobian=True, carry=True, eta_term=True, lag=0):
+    """The forward-mode carry of exercise 4.2, and its usual mistakes: without ``jacobian`` Z is
+    not pushed through ∂U/∂θ (Z_k = Z_{k−1} + ∂U/∂η), without ``carry`` Z_k = ∂U/∂η alone,
+    without ``eta_term`` η's tangent is zero; ``lag=1`` scores θ_k on τ_{k−1}, its own batch."""
+    inner, outer = _prefix_batches(batches)
+    if lag:
+        outer = inner
+    basis = jnp.eye(eta.shape[0], dtype=eta.dtype) * (1.0 if eta_term else 0.0)
+
+    def step(state, pair):
+        theta, z = state  # z [n_eta, d]: row e is dθ/dη_e
+
+        def push(z_e, e_e):
+            z_in = z_e if jacobian else jnp.zeros_like(z_e)
+            theta_new, tangent = jax.jvp(
+                lambda th, et: problem.inner_update(th, pair[0], et), (theta, eta), (z_in, e_e)
+            )
+            return theta_new, tangent + (z_e if carry and not jacobian else 0.0)
+
+        theta, z = jax.vmap(push, out_axes=(None, 0))(z, basis)
+        return (theta, z), z @ jax.grad(problem.outer_loss)(theta, pair[1])
+
+    theta0 = problem.init_state
+    zeros = jnp.zeros((eta.shape[0], *theta0.shape), theta0.dtype)
+    return jax.lax.scan(step, (theta0, zeros), (inner, outer))[1]
+
+
+def _random_quadratic(rng: np.random.Generator):
+    """The library's noisy quadratic with 1–3 coordinates and random settings."""
+    dim = int(rng.integers(1, 4))
+    return metagrad.make_problem(
+        "quadratic",
+        curvatures=tuple(float(x) for x in rng.choice([0.1, 0.5, 1.0, 2.0], size=dim)),
+        learning_rate=float(rng.choice([0.05, 0.1, 0.2, 0.4])),
+        noise=float(rng.choice([0.1, 0.4, 1.0])),
+        theta0=tuple(float(x) for x in numbers(rng, dim)),
+    )
+
+
+@graded("4.2")
+def check_forward_meta_gradients_through_batches(rng) -> Comparison:
+    """Exercise 4.2: ``forward_meta_gradients_through_batches(problem, batches, eta)
+    -> [K, n_eta]``, every g_1..g_K in forward mode.
+
+    ``metagrad.k_step_meta_gradients(..., mode="forward")``'s carry, on given batches
+    (``docs/notation.md`` §2). The K + 1 batches τ_0..τ_K have a leading axis K + 1. Carry
+    (θ_k, Z_k), Z_k = dθ_k/dη, through ``jax.lax.scan`` from (``problem.init_state``, 0): each step
+    pushes (Z_{k−1}, a unit vector of η) through ``θ_k = problem.inner_update(θ_{k−1}, τ_{k−1}, η)``
+    with ``jax.jvp`` (one push per meta-parameter), giving
+    ``Z_k = ∂U/∂θ Z_{k−1} + ∂U/∂η``, and emits ``g_k = ∇_θ problem.outer_loss(θ_k, τ_k) · Z_k``.
+    The reference is reverse mode (``jax.jacrev`` of the prefix losses); the checks try random
+    noisy quadratics and bandits, whose state θ is one array.
+
+    Args (of the learner's function):
+      problem: a ``metagrad.make_problem(...)`` problem whose state is one array θ [d].
+      batches: τ_0..τ_K, a pytree with leading axis K + 1 (the quadratic's noise ξ [K + 1, d];
+        the bandit's ``BanditBatch`` of ``actions`` and ``rewards`` [K + 1, B], shown in messages
+        as [actions, rewards]).
+      eta: ``[n_eta]`` float32.
+
+    Returns: ``[K, n_eta]``; row k − 1 is g_k.
+    """
+    k = int(rng.integers(2, 6))
+    if rng.random() < 0.5:
+        problem = _random_quadratic(rng)
+        dim = len(problem.settings["curvatures"])
+
+        def sample(rng):
+            return {
+                "problem": problem,
+                "batches": numbers(rng, (k + 1, dim)),
+                "eta": f32(np.asarray(problem.eta0) + numbers(rng, dim) / 4),
+            }
+    else:
+        n_arms, batch_size = int(rng.integers(2, 4)), int(rng.integers(1, 3))
+        problem = _random_bandit(rng, n_arms, batch_size)
+
+        def sample(rng):
+            actions, rewards, eta = _random_pulls(rng, n_arms, (k + 1, batch_size))
+            return {
+                "problem": problem,
+                "batches": bandit.BanditBatch(jnp.asarray(actions), jnp.asarray(rewards)),
+                "eta": eta,
+            }
+
+    default = metagrad.make_problem("quadratic")
+    edge_cases = [
+        {
+            "problem": default,
+            "batches": f32([[0.5, -1.0], [1.0, 0.5], [-1.5, 1.0], [0.0, 2.0]]),
+            "eta": f32(default.eta0),
+        },
+        {"problem": default, "batches": f32([[1.0, 1.0], [-1.0, 0.5]]), "eta": f32([-1.0, -2.0])},
+    ]
+    mistakes = [
+        (
+            lambda *args: -reference_forward_meta_gradients(*args),
+            "the sign is flipped: return the gradients of the outer losses themselves",
+        ),
+        (
+            functools.partial(_forward_carry, eta_term=False),
+            "your meta-gradients are all zero: the ∂U/∂η term is missing; push η's tangent "
+            "(a unit vector e_i) through the update together with θ's tangent Z_{k−1}",
+        ),
+        (
+            functools.partial(_forward_carry, jacobian=False),
+            "your Z_k adds up every update's ∂U/∂η but drops the Jacobian term: push Z_{k−1} "
+            "through the update as θ's tangent, so that ∂U/∂θ = I − α∇²L_in multiplies it",
+        ),
+        (
+            functools.partial(_forward_carry, jacobian=False, carry=False),
+            "your Z_k is the last update's ∂U/∂η alone: carry Z from step to step and push it "
+            "through each update as θ's tangent (the Jacobian term ∂U/∂θ · Z_{k−1})",
+        ),
+        (
+            functools.partial(_forward_carry, lag=1),
+            "score θ_k on the next batch τ_k = batches[k], not on τ_{k−1}, the batch it was "
+            "trained on",
+        ),
+    ]
+    return Comparison(
+        reference_forward_meta_gradients,
+        sample,
+        hint="scan over the pairs (τ_{k−1}, τ_k) = (batches[:-1], batches[1:]) carrying (θ, Z); "
+        "per meta-parameter e, jax.jvp of θ, η ↦ problem.inner_update(θ, τ_{k−1}, η) at (θ, η) "
+        "along (Z_e, unit vector e) gives θ_k and row e of Z_k; emit Z_k @ ∇_θ L_out(θ_k, τ_k)",
+        edge_cases=edge_cases,
+        mistakes=mistakes,
+        n_trials=3,
+        output_name="array g_1..g_K",
+    )
+
+
 def _reference_variance_and_snr(samples):
     """[2, k_max]: ``stats.meta_gradient_stats``' variance and SNR."""
     measured = meta_gradient_stats(np.asarray(samples))
     return np.stack([measured.variance, measured.snr])
 
 
-@graded("4.2")
+@graded("4.3")
 def check_variance_and_snr(rng) -> Comparison:
-    """Exercise 4.2: ``variance_and_snr(samples) -> (variance [k_max], snr [k_max])``.
+    """Exercise 4.3: ``variance_and_snr(samples) -> (variance [k_max], snr [k_max])``.
 
     Over the seeds (axis 0) of ``samples [n_seeds, k_max, n_eta]``, for each k: the variance
     ``tr Cov(g_k) = Σ_e 1/(N−1) Σ_i (g_k^(i)_e − ḡ_k,e)²`` (unbiased, summed over the
