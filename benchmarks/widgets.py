@@ -3,12 +3,13 @@
     .venv/bin/python benchmarks/widgets.py [--k-max 8] [--n-seeds 256] [--moves 40]
                                            [--backend both|agg|ipympl] [--batch-seeds 2000]
 
-Builds ``MetaGradientExplorer`` on the bandit (exact reference) and, per figure backend, moves each
-control through the widget itself (as a learner's drag does), timing from the value change to the
-finished redraw. Printed per control: the median latency, how many moves needed a full redraw
-(axes grew) instead of a blit, and XLA compilations during the moves (should be 0). Also the
-recombination alone (``widgets.recombine``: weights for every K, the mix, its statistics), a full
-redraw (the histogram's view changes) and a new sample set.
+Builds ``MetaGradientExplorer`` on the noisy quadratic (exact target g*_H and exact joint
+moments, as lessons 04–05 show it) and, per figure backend, moves each control through the widget
+itself (as a learner's drag does), timing from the value change to the finished redraw. Printed
+per control: the median latency, how many moves needed a full redraw (axes grew) instead of a
+blit, and XLA compilations during the moves (should be 0). Also the recombination alone
+(``widgets.recombine``: weights for every K, the mix, its measures from the exact moments and the
+samples), a full redraw (the histogram's view changes) and a new sample set.
 
 Then the explorers over stored data, each slider per backend against a full redraw of the same
 figure (a lower bound on what rebuilding the figure per move, as the lessons' former ``interact``
@@ -276,7 +277,7 @@ def main() -> None:
     parser.add_argument("--batch-seeds", type=int, default=2000, help="lesson 01's N_SEEDS")
     args = parser.parse_args()
     print(f"device: {describe()}")
-    problem = metagrad.make_problem("bandit")
+    problem = metagrad.make_problem("quadratic")
     rng = np.random.default_rng(0)
 
     samples = np.asarray(
@@ -284,12 +285,15 @@ def main() -> None:
             problem, problem.eta0, jax.random.key(0), args.k_max, args.n_seeds
         )
     )
-    reference = rng.normal(size=samples.shape[1:])
+    moments = metagrad.exact_meta_gradient_moments(problem, problem.eta0, args.k_max, joint=True)
+    moments = tuple(np.asarray(m) for m in moments)
+    target = rng.normal(size=samples.shape[2])
     for mode in widgets.EXPLORER_KINDS:
         times = []
         for i in range(args.moves):
             start = time.perf_counter()
-            widgets.recombine(samples, mode, 0.05 * (i % 21), np.ones(args.k_max), reference)
+            lam, free = 0.05 * (i % 21), np.ones(args.k_max)
+            widgets.recombine(samples, mode, lam, free, target, moments)
             times.append(time.perf_counter() - start)
         print(
             f"recombination only ({args.n_seeds} seeds x k_max={args.k_max}, every K at once), "

@@ -6,12 +6,19 @@ k = 1..k_max (docs/notation.md §2), is computed once per (problem, η, seed set
 
     samples[s, k−1] = g_k(ω_s),    samples: [n_seeds, k_max, n_eta]
 
-A slider move only chooses weights and recombines the cache with NumPy (``recombination``), then
-redraws only the artists that changed (blitting onto a cached background), so nothing is traced or
-compiled after the first draw and a move costs a few milliseconds.
+and, where the problem allows it, the exact joint moments of g_1..g_k_max once
+(``metagrad.exact_meta_gradient_moments(..., joint=True)``). A slider move only chooses weights
+and recombines both with NumPy (``recombination``), then redraws only the artists that changed
+(blitting onto a cached background), so nothing is traced or compiled after the first draw and
+a move costs a few milliseconds.
 
-Histogram view: the n_seeds estimates projected on the direction of g*_K (what a meta-update acts
-on), or any single component (``recombination.direction``).
+Every estimate is scored against ONE target g* that does not move with K (docs/notation.md §4):
+g*_H, the exact meta-gradient of a long horizon H, or a reference the caller names. The curves
+show cosine, SNR, right-direction share and scale-free error against K, for the K-step estimator
+and the current mix, with the raw variance and bias² beside them, labelled scale-dependent.
+
+Histogram view: the n_seeds estimates projected on the direction of g* (right of 0: a step in
+the right direction), or any single component (``recombination.direction``).
 
 Axes stay put while the sliders move, so a narrower histogram or a lower curve is visible as such
 (``recombination.reachable_maxima`` and ``histogram_span`` give the bounds every setting stays in);
@@ -35,33 +42,53 @@ from course_lib.widgets.figure import grown, padded
 from course_lib.widgets.recombination import (
     CURVES,
     EXPLORER_KINDS,
+    FIXED_LIMITS,
     LOG_CURVES,
-    REFERENCE_VIEW,
+    NEEDS_TARGET,
+    TARGET_VIEW,
     curve_values,
     describe_setting,
     direction,
     histogram_span,
+    horizon_moments,
     reachable_maxima,
     recombine,
     slider_weights,
 )
 
 N_BINS = 40
-GRID = dict(left=0.05, right=0.98, bottom=0.12, top=0.86, wspace=0.35, hspace=0.55)
+GRID = dict(left=0.04, right=0.985, bottom=0.1, top=0.88, wspace=0.3, hspace=0.5)
+# (label, key of the readout) per readout column; * marks the scale-dependent ones.
+READOUT_COLUMNS = (
+    ("cos(E g, g*)", "cosine"),
+    ("SNR", "snr"),
+    ("right direction", "right_direction"),
+    ("scale-free error", "scale_free_mse"),
+    ("variance*", "variance"),
+    ("bias²*", "bias_squared"),
+    ("MSE*", "mse"),
+)
 
 
 class MetaGradientExplorer(SliderExplorer):
     """Sliders over K and the mixing weights, a histogram of the n_seeds estimates, and curves of
-    variance, bias², MSE and SNR against K for the K-step estimator with the current mix overlaid.
+    cosine to a fixed target, SNR, right-direction share, scale-free error, variance and bias²
+    against K for the K-step estimator, with the current mix overlaid (docs/notation.md §3–§4).
 
     ``MetaGradientExplorer(problem, k_max, n_seeds)`` draws the sample cache with
-    ``metagrad.sample_meta_gradients`` and, where the problem can be enumerated (the bandit), takes
-    the reference g*_K = ``metagrad.true_meta_gradients(problem, eta, k_max)[K − 1]``: the exact
-    gradient of the expected outer loss after K inner steps, what a horizon-K meta-gradient is
-    meant to follow (docs/notation.md §4–5). The K-step estimator is biased against it for K >= 2
-    (it holds the sampled data fixed), and a mix at horizon K is measured against the same g*_K,
-    so mixing trades bias for variance.
-    ``MetaGradientExplorer.from_samples`` builds the same explorer from any cache.
+    ``metagrad.sample_meta_gradients``. With ``target="auto"`` the target is exact where the
+    problem allows it: g*_H = ``metagrad.true_meta_gradient(problem, eta, H)`` for the horizon H
+    in ``problem.settings["horizon"]`` (the quadratic: H = 100), else H = k_max (the bandit). The
+    target does not move with K, so a curve against K shows how each horizon's estimate serves
+    the same long-horizon goal. With ``moments="auto"`` the curves come from the exact joint
+    moments where the problem has them (then any mix's mean and covariance are exact); the
+    histogram and the right-direction share always come from the samples.
+    ``MetaGradientExplorer.from_samples`` builds the same explorer from any cache, e.g. with a
+    high-sample reference as the target.
+
+    ``explorer.optimal_weights`` are the weights over g_1..g_k_max with the smallest scale-free
+    error (``mixing.optimal_mixing_weights`` on the curves' moments); the "optimal mix" button
+    sets them.
 
     Display ``explorer.widget`` (or the explorer itself, last in a cell). Drive it from code with
     ``explorer.set(...)``; read the numbers shown in ``explorer.readout`` and what is drawn in
@@ -74,13 +101,24 @@ class MetaGradientExplorer(SliderExplorer):
       n_seeds: independent seeds per sample set, >= 2.
       eta: [n_eta] meta-parameters the meta-gradients are taken at; default ``problem.eta0``.
       key: PRNG key; sample set d uses ``fold_in(key, d)``. Default ``jax.random.key(0)``.
-      reference: "auto" (exact where the problem allows it, else none), None, or [k_max, n_eta].
-        The exact reference compiles one enumeration of the k_max-step paths, once per problem
-        and k_max.
+      target: "auto" (exact g*_H where the problem allows it, else none), None, or [n_eta].
+      target_name: how the readout names a given target (e.g. "g_16 over 4096 seeds").
+      moments: "auto" (exact where the problem allows it and there is a target), None (the
+        samples'), or (mean [k_max, n_eta], joint_cov [k_max, n_eta, k_max, n_eta]).
     """
 
+    FIGSIZE = (12.0, 4.8)
+
     def __init__(
-        self, problem, k_max: int = 8, n_seeds: int = 256, eta=None, key=None, reference="auto"
+        self,
+        problem,
+        k_max: int = 8,
+        n_seeds: int = 256,
+        eta=None,
+        key=None,
+        target="auto",
+        target_name=None,
+        moments="auto",
     ):
         k_max = check_int("k_max", k_max)
         n_seeds = check_int("n_seeds", n_seeds, minimum=2)
@@ -93,39 +131,64 @@ class MetaGradientExplorer(SliderExplorer):
                 metagrad.sample_meta_gradients(problem, eta, seed_key, k_max, n_seeds)
             )
 
-        if isinstance(reference, str) and reference == "auto":
-            reference = _exact_reference(problem, eta, k_max)
-        self._setup(draw(0), reference, problem.meta_names, draw, f"the {problem.name} problem")
+        if isinstance(target, str) and target == "auto":
+            target, target_name = _exact_target(problem, eta, k_max)
+        if isinstance(moments, str) and moments == "auto":
+            moments = None if target is None else _exact_moments(problem, eta, k_max)
+        self._setup(
+            draw(0),
+            target,
+            target_name,
+            moments,
+            problem.meta_names,
+            draw,
+            f"the {problem.name} problem",
+        )
 
     @classmethod
-    def from_samples(cls, samples, reference=None, meta_names=None, draw=None):
-        """An explorer over a given cache ``samples`` [n_seeds, k_max, n_eta] and an optional
-        ``reference`` [k_max, n_eta]. ``draw(index)`` returns a fresh cache of the same shape for
-        the "new samples" button (index 1, 2, ...); without it the button is disabled.
+    def from_samples(
+        cls, samples, target=None, meta_names=None, draw=None, moments=None, target_name=None
+    ):
+        """An explorer over a given cache ``samples`` [n_seeds, k_max, n_eta], an optional fixed
+        ``target`` [n_eta] (named ``target_name`` in the readout) and optional exact ``moments``
+        (mean, joint_cov) of g_1..g_k_max, which need a target. ``draw(index)`` returns a fresh
+        cache of the same shape for the "new samples" button (index 1, 2, ...); without it the
+        button is disabled.
         """
         explorer = cls.__new__(cls)
-        explorer._setup(samples, reference, meta_names, draw, "given samples")
+        explorer._setup(samples, target, target_name, moments, meta_names, draw, "given samples")
         return explorer
 
     # ---------------------------------------------------------------------------------- building
 
-    def _setup(self, samples, reference, meta_names, draw, title):
+    def _setup(self, samples, target, target_name, moments, meta_names, draw, title):
         if np.ndim(samples) != 3:
             raise ValueError(
                 f"samples must have shape [n_seeds, k_max, n_eta], got {np.shape(samples)}"
             )
         _, k_max, n_eta = np.shape(samples)
-        if reference is not None:
-            reference = np.asarray(reference, dtype=float)
-            if reference.shape != (k_max, n_eta):
+        if target is not None:
+            target = np.asarray(target, dtype=float)
+            if target.shape != (n_eta,) or not np.all(np.isfinite(target)) or not target.any():
                 raise ValueError(
-                    f"reference must have shape ({k_max}, {n_eta}), got {reference.shape}"
+                    f"target must be a finite, non-zero [n_eta] = ({n_eta},), got {target}"
                 )
+        if moments is not None:
+            if target is None:
+                raise ValueError("moments need a target g* to be measured against: give one")
+            mean, joint_cov = (np.asarray(m, dtype=float) for m in moments)
+            if mean.shape != (k_max, n_eta) or joint_cov.shape != (k_max, n_eta) * 2:
+                raise ValueError(
+                    f"moments must be (mean [{k_max}, {n_eta}], joint_cov "
+                    f"[{k_max}, {n_eta}, {k_max}, {n_eta}]), got {mean.shape}, {joint_cov.shape}"
+                )
+            moments = (mean, joint_cov)
         meta_names = tuple(meta_names or (f"eta[{i}]" for i in range(n_eta)))
         if len(meta_names) != n_eta:
             raise ValueError(f"meta_names must name {n_eta} meta-parameters, got {meta_names}")
         self.k_max, self.n_eta, self.meta_names = k_max, n_eta, meta_names
-        self.reference = reference
+        self.target, self.moments = target, moments
+        self.target_name = None if target is None else (target_name or "the given target")
         self._draw, self._draws = draw, 0
         self._use_samples(samples)
         self._build_widgets(title)
@@ -136,8 +199,8 @@ class MetaGradientExplorer(SliderExplorer):
                 widgets.HBox([self.k_slider, self.mode_dropdown, self.lam_slider]),
                 self.free_box,
                 widgets.HBox(
-                    [self.view_dropdown, self.new_samples_button, self.progress]
-                    + [self.progress_label]
+                    [self.view_dropdown, self.optimal_button, self.new_samples_button]
+                    + [self.progress, self.progress_label]
                 ),
             ],
         )
@@ -153,10 +216,21 @@ class MetaGradientExplorer(SliderExplorer):
             raise ValueError("samples must be finite")
         self.samples = samples
         self.n_seeds = samples.shape[0]
-        self._k_step = curve_values(samples, self.reference)
-        self._maxima = reachable_maxima(self._k_step, self.reference)
+        identity = np.eye(self.k_max)
+        self._k_step = curve_values(samples, self.target, horizon_moments(self.moments, identity))
+        self._maxima = reachable_maxima(self._k_step)
+        self.optimal_weights = self._optimal_weights()
         # No limits yet: the next ``_show`` sets every axis for this sample set and draws in full.
         self._limits: dict = {}
+
+    def _optimal_weights(self):
+        """[k_max] weights with the smallest scale-free error on the curves' moments; None
+        without a target."""
+        if self.target is None:
+            return None
+        if self.moments is None:
+            return mixing.optimal_mixing_weights_from_samples(self.samples, self.target)
+        return mixing.optimal_mixing_weights(*self.moments, self.target)
 
     def _build_widgets(self, title):
         k_max = self.k_max
@@ -177,7 +251,7 @@ class MetaGradientExplorer(SliderExplorer):
                 value=1.0,
                 min=0.0,
                 max=1.0,
-                step=0.05,
+                step=0.01,
                 description=f"w{k}",
                 orientation="vertical",
                 readout_format=".2f",
@@ -186,9 +260,16 @@ class MetaGradientExplorer(SliderExplorer):
             for k in range(1, k_max + 1)
         ]
         views = [(f"component {name}", i) for i, name in enumerate(self.meta_names)]
-        if self.reference is not None:
-            views.insert(0, ("along g*_K", REFERENCE_VIEW))
+        if self.target is not None:
+            views.insert(0, ("along g*", TARGET_VIEW))
         self.view_dropdown = widgets.Dropdown(options=views, description="histogram")
+        self.optimal_button = widgets.Button(
+            description="optimal mix",
+            disabled=self.target is None,
+            tooltip="the free weights with the smallest scale-free error, at K = k_max",
+            layout=widgets.Layout(width="120px"),
+        )
+        self.optimal_button.on_click(lambda _: self.set(weights=self.optimal_weights))
         self.new_samples_button = widgets.Button(
             description="new samples",
             icon="refresh",
@@ -216,7 +297,7 @@ class MetaGradientExplorer(SliderExplorer):
     def _build_figure(self):
         figure, animate = self._start_figure()
         self.readout_html.add_class("metagrad-readout")
-        grid = figure.add_gridspec(2, 3, width_ratios=(1.5, 1, 1), **GRID)
+        grid = figure.add_gridspec(2, 4, width_ratios=(1.4, 1, 1, 1), **GRID)
         hist_ax = figure.add_subplot(grid[:, 0])
         hist_ax.set_yticks([])  # counts need no ticks, and so the y-limit can follow the bars
         hist_ax.set_ylabel("seeds per bin")
@@ -235,8 +316,8 @@ class MetaGradientExplorer(SliderExplorer):
         self._mean_line = animate(
             hist_ax.axvline(0.0, color="C3", linewidth=2, label="sample mean")
         )
-        self._true_line = animate(
-            hist_ax.axvline(0.0, color="k", linestyle="--", linewidth=1.5, label="true g*_K")
+        self._exact_line = animate(
+            hist_ax.axvline(0.0, color="k", linestyle="--", linewidth=1.5, label="exact mean")
         )
         hist_ax.legend(loc="upper right", fontsize="small")
         # The estimator's name is in the readout above: text drawn on every move costs more than
@@ -247,7 +328,7 @@ class MetaGradientExplorer(SliderExplorer):
         ks = np.arange(1, self.k_max + 1)
         self._curve_axes, self._curve_lines = {}, {}
         for index, (name, title) in enumerate(CURVES.items()):
-            ax = figure.add_subplot(grid[index // 2, 1 + index % 2])
+            ax = figure.add_subplot(grid[index // 3, 1 + index % 3])
             ax.set_title(title, fontsize="small")
             ax.set_xlim(0.5, self.k_max + 0.5)
             ax.xaxis.set_major_locator(MaxNLocator(8, integer=True))
@@ -258,12 +339,14 @@ class MetaGradientExplorer(SliderExplorer):
                 ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=8))
                 ax.yaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
                 ax.yaxis.set_minor_locator(NullLocator())
+            if name in FIXED_LIMITS:
+                ax.set_ylim(*FIXED_LIMITS[name])
+                ax.axhline(0.5 if name == "right_direction" else 0.0, color="grey", lw=0.6)
             ax.tick_params(labelsize="small")
-            if index >= 2:
+            if index >= 3:
                 ax.set_xlabel("K", fontsize="small")
-            if self.reference is None and name in ("bias_squared", "mse"):
-                note = "needs a reference g*"
-                ax.text(0.5, 0.5, note, transform=ax.transAxes, ha="center", color="grey")
+            if self.target is None and name in NEEDS_TARGET:
+                ax.text(0.5, 0.5, "needs a target g*", transform=ax.transAxes, ha="center")
             self._curve_lines[name] = {
                 # Its y data are the sample set's: ``_update_curves`` sets them with the limits.
                 "k_step": ax.plot(ks, ks * np.nan, "o-", color="C0", markersize=3, label="K-step")[
@@ -280,11 +363,11 @@ class MetaGradientExplorer(SliderExplorer):
                 ),
             }
             self._curve_axes[name] = ax
-        handles = [self._curve_lines["variance"][line] for line in ("k_step", "mix", "current")]
+        handles = [self._curve_lines["snr"][line] for line in ("k_step", "mix", "current")]
         figure.legend(
             handles=handles,
             loc="upper center",
-            bbox_to_anchor=(0.7, 1.0),
+            bbox_to_anchor=(0.68, 1.0),
             ncol=3,
             fontsize="small",
             frameon=False,
@@ -304,7 +387,7 @@ class MetaGradientExplorer(SliderExplorer):
           weights: free weights w_1..w_j (j <= k_max, >= 0, normalised afterwards; scaled into the
             sliders' range [0, 1] if larger); the sliders after j go to 0. Implies mode="free"
             and K = j unless those are given.
-          view: the histogram's view, "reference" or a component index.
+          view: the histogram's view, "target" or a component index.
         """
         self._move(self._checked_moves(k, mode, lam, weights, view))
 
@@ -343,9 +426,10 @@ class MetaGradientExplorer(SliderExplorer):
     @property
     def plot_data(self) -> dict:
         """What the artists currently draw: the histogram ``heights`` [N_BINS] and ``edges``, the
-        projected ``estimates`` [n_seeds] of the rug, the ``mean`` and ``true`` marker positions
-        (``true`` None when hidden), the ``xlabel``, and per curve name the y data of the ``k_step``
-        and ``mix`` lines [k_max], whether the mix line is shown, and the ``current`` point (K, y).
+        projected ``estimates`` [n_seeds] of the rug, the ``mean`` and ``exact_mean`` marker
+        positions (``exact_mean`` None when hidden), the ``xlabel``, and per curve name the y data
+        of the ``k_step`` and ``mix`` lines [k_max], whether the mix line is shown, and the
+        ``current`` point (K, y).
         """
         heights, edges, _ = self._hist.get_data()
         curves = {
@@ -362,8 +446,8 @@ class MetaGradientExplorer(SliderExplorer):
             "edges": np.array(edges, dtype=float),
             "estimates": np.array(self._rug.get_xdata(), dtype=float),
             "mean": float(self._mean_line.get_xdata()[0]),
-            "true": float(self._true_line.get_xdata()[0])
-            if self._true_line.get_visible()
+            "exact_mean": float(self._exact_line.get_xdata()[0])
+            if self._exact_line.get_visible()
             else None,
             "xlabel": self._hist_ax.get_xlabel(),
             "curves": curves,
@@ -391,14 +475,13 @@ class MetaGradientExplorer(SliderExplorer):
             )
         controls = self._controls
         after = {name: checked.get(name, control.value) for name, control in controls.items()}
-        # The combination too: weights defined at K, and a direction for the histogram.
+        # The combination too: weights defined at K.
         mixing.estimator_weights(
             after["mode"],
             after["k"],
             lam=after["lam"],
             free_weights=[after[f"w{j}"] for j in range(self.k_max)],
         )
-        direction(self.reference, after["view"], after["k"], self.n_eta)
         return [(controls[name], value) for name, value in checked.items()]
 
     def _progress(self, step: int, text: str):
@@ -414,55 +497,53 @@ class MetaGradientExplorer(SliderExplorer):
 
     def _show(self) -> dict:
         """Recombine the cache for the current controls and set every artist (ValueError, with
-        no artist changed, where the weights or the histogram's direction are undefined)."""
+        no artist changed, where the weights are undefined)."""
         k, mode, lam = self.k_slider.value, self.mode_dropdown.value, self.lam_slider.value
         view = self.view_dropdown.value
         free = [slider.value for slider in self.weight_sliders]
         # Before any check: a learner who picks "free" with every weight at 0 must see the sliders.
         self._sync_controls(mode, k)
         weights = mixing.estimator_weights(mode, k, lam=lam, free_weights=free)
-        mixed, mix = recombine(self.samples, mode, lam, free, self.reference)
-        values, mean, true, label = self._projection(view, k, mixed[:, k - 1], mix["mean"][k - 1])
-        self._update_histogram(view, values, mean, true, label)
-        self._update_curves(k, mode, mix)
+        mixed, mix = recombine(self.samples, mode, lam, free, self.target, self.moments)
+        unit = direction(self.target, view, self.n_eta)
         row = k - 1
+        exact_mean = None if self.moments is None else float(mix["mean"][row] @ unit)
+        sample_mean = float(mixed[:, row].mean(axis=0) @ unit)
+        self._update_histogram(view, mixed[:, row] @ unit, sample_mean, exact_mean)
+        self._update_curves(k, mode, mix)
+        measures = [key for _, key in READOUT_COLUMNS]
         return {
             "k": k,
             "mode": mode,
             "lam": lam if mode in ("geometric", "lambda-return") else None,
             "weights": weights,
             "mean": mix["mean"][row],
-            **{
-                name: float(mix[name][row])
-                for name in ("variance", "bias", "bias_squared", "cosine", "mse", "snr")
-            },
-            "k_step_variance": float(self._k_step["variance"][row]),
-            "variance_ratio": float(mix["variance"][row] / self._k_step["variance"][row]),
+            **{name: float(mix[name][row]) for name in measures},
+            "k_step": {name: float(self._k_step[name][row]) for name in measures},
+            "source": "samples" if self.moments is None else "exact",
+            "target_name": self.target_name,
         }
 
-    def _projection(self, view, k: int, estimates: np.ndarray, mean: np.ndarray):
-        """(projected estimates, mean, true value or None, axis label) in the histogram's view."""
-        unit = direction(self.reference, view, k, self.n_eta)
-        true = None if self.reference is None else float(self.reference[k - 1] @ unit)
-        label = "⟨g, g*_K⟩ / ‖g*_K‖" if view == REFERENCE_VIEW else f"g[{self.meta_names[view]}]"
-        return estimates @ unit, float(mean @ unit), true, label
-
-    def _update_histogram(self, view, values, mean, true, label):
+    def _update_histogram(self, view, values, mean, exact_mean):
         """Set the histogram's artists; a new view or sample set sets its x-axis too."""
         if self._limits.get("view") != view or "hist" not in self._limits:
-            span = histogram_span(self.samples, self.reference, view)
+            span = histogram_span(self.samples, self.target, view)
             self._limits |= {"view": view, "hist": padded(*span, log=False)}
             self._edges = np.linspace(*self._limits["hist"], N_BINS + 1)
             self._hist_ax.set_xlim(*self._limits["hist"])
-            self._hist_ax.set_xlabel(label)
+            self._hist_ax.set_xlabel(
+                "⟨g, g*⟩ / ‖g*‖  (right of 0: the right direction)"
+                if view == TARGET_VIEW
+                else f"g[{self.meta_names[view]}]"
+            )
             self._canvas.invalidate()
         heights, _ = np.histogram(values, bins=self._edges)
         self._hist.set_data(heights, self._edges)
         self._rug.set_data(values, np.zeros_like(values))
         self._mean_line.set_xdata([mean, mean])
-        self._true_line.set_visible(true is not None)
-        if true is not None:
-            self._true_line.set_xdata([true, true])
+        self._exact_line.set_visible(exact_mean is not None)
+        if exact_mean is not None:
+            self._exact_line.set_xdata([exact_mean, exact_mean])
         self._hist_ax.set_ylim(0, 1.4 * max(heights.max(), 1))  # room for the legend
 
     def _update_curves(self, k, mode, mix):
@@ -473,41 +554,76 @@ class MetaGradientExplorer(SliderExplorer):
             lines["mix"].set_visible(mode != "k-step")
             lines["k_line"].set_xdata([k, k])
             lines["current"].set_data([k], [mix[name][k - 1]])
+            if name in FIXED_LIMITS:
+                if name not in self._limits:
+                    lines["k_step"].set_ydata(self._k_step[name])
+                    self._limits[name] = FIXED_LIMITS[name]
+                    self._canvas.invalidate()
+                continue
             limits = self._limits.get(name)
             seen = mix[name]
             if limits is None:  # new samples: start from the values every setting can reach
                 lines["k_step"].set_ydata(self._k_step[name])
-                seen = np.concatenate([seen, self._k_step[name], [self._maxima.get(name, np.nan)]])
+                seen = np.concatenate([seen, self._k_step[name], [self._bound(name)]])
             new = grown(limits, seen, log=name in LOG_CURVES)
             if new is not None:
                 self._limits[name] = new
                 self._curve_axes[name].set_ylim(*new)
                 self._canvas.invalidate()
 
+    def _bound(self, name: str) -> float:
+        """A value the curve ``name`` can reach, so its first limits hold it: the largest
+        variance or bias² of any mix, or the optimal mix's scale-free error."""
+        if name != "scale_free_mse" or self.optimal_weights is None:
+            return self._maxima.get(name, np.nan)
+        best = recombine(self.samples, "free", 0.0, self.optimal_weights, self.target, self.moments)
+        return float(best[1]["scale_free_mse"][-1])
+
     def _readout_html(self) -> str:
         r = self.readout
-        columns = [
-            ("variance", format_value(r["variance"])),
-            ("K-step variance", format_value(r["k_step_variance"])),
-            ("ratio mix / K-step", format_value(r["variance_ratio"])),
-            ("bias ‖E g − g*_K‖", format_value(r["bias"])),
-            ("cos(E g, g*_K)", "n/a" if np.isnan(r["cosine"]) else f"{r['cosine']:.4f}"),
-            ("MSE", format_value(r["mse"])),
-            ("SNR", format_value(r["snr"])),
-            ("mean E g", format_value(r["mean"])),
+        head = ["", *(label for label, _ in READOUT_COLUMNS)]
+        rows = [
+            ["current mix", *(format_value(r[key]) for _, key in READOUT_COLUMNS)],
+            [f"{r['k']}-step", *(format_value(r["k_step"][key]) for _, key in READOUT_COLUMNS)],
         ]
-        return "<div><b>{}</b> at K = {}; normalised weights w1..w{}: {}</div>{}".format(
+        if self.target is None:
+            about = "no target g*: cosine, right direction, scale-free error and bias need one"
+        else:
+            source = (
+                "exact moments"
+                if r["source"] == "exact"
+                else f"the moments of the {self.n_seeds} samples"
+            )
+            about = (
+                f"target g* = {self.target_name}, the same for every K; measures from {source}, "
+                f"right direction from the {self.n_seeds} samples"
+            )
+        return "<div><b>{}</b> at K = {}; normalised weights w1..w{}: {}</div>{}{}".format(
             html.escape(describe_setting(r["mode"], r["lam"])),
             r["k"],
             r["k"],
             " · ".join(f"{w:.2f}" for w in r["weights"]),
-            html_table([name for name, _ in columns], [[value for _, value in columns]]),
+            html_table(head, rows),
+            f"<div style='font-size:small'>{html.escape(about)}. * scale-dependent: it changes "
+            "with the size of g, not only with its quality.</div>",
         )
 
 
-def _exact_reference(problem, eta, k_max: int):
-    """g*_K for K = 1..k_max where the problem can be enumerated, else None. [k_max, n_eta]."""
+def _exact_target(problem, eta, k_max: int):
+    """(g*_H [n_eta], its name) where the problem allows it, else (None, None): H is
+    ``problem.settings["horizon"]`` if the problem names one, else k_max."""
+    horizon = int(problem.settings.get("horizon", k_max))
     try:
-        return np.asarray(metagrad.true_meta_gradients(problem, eta, k_max))
-    except ValueError:  # no exact enumeration for this problem, or too many paths at this k_max
+        target = np.asarray(metagrad.true_meta_gradient(problem, eta, horizon))
+    except ValueError:  # no exact reference for this problem, or too many paths at this horizon
+        return None, None
+    return target, f"g*_{horizon} (exact)"
+
+
+def _exact_moments(problem, eta, k_max: int):
+    """Exact (mean, joint_cov) of g_1..g_k_max where the problem allows it, else None."""
+    try:
+        mean, joint_cov = metagrad.exact_meta_gradient_moments(problem, eta, k_max, joint=True)
+    except ValueError:
         return None
+    return np.asarray(mean), np.asarray(joint_cov)
