@@ -16,6 +16,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shlex
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -126,7 +127,7 @@ class Logs(NamedTuple):
     skipped: np.ndarray  # [...]
 
 
-class Progress(NamedTuple):
+class RunProgress(NamedTuple):
     """How far a run has got: what a partial file holds."""
 
     done: int  # steps finished: per checkpoint, one chunk per group of K, then one measuring step
@@ -165,7 +166,8 @@ def _from_host(value: np.ndarray, template):
     return jnp.asarray(_like(value, template))
 
 
-def save_partial(path: Path, config: ExperimentConfig, progress: Progress) -> None:
+def save_partial(path: Path, config: ExperimentConfig, progress: RunProgress) -> None:
+    """Write ``progress`` and the settings it belongs to (PRNG keys as their raw data)."""
     arrays = {
         "settings": np.array(config.to_json()),
         "done": np.array(progress.done),
@@ -179,8 +181,8 @@ def save_partial(path: Path, config: ExperimentConfig, progress: Progress) -> No
 
 
 def load_partial(
-    path: Path, config: ExperimentConfig, start: Progress, n_steps: int, overwrite: bool
-) -> Progress:
+    path: Path, config: ExperimentConfig, start: RunProgress, n_steps: int, overwrite: bool
+) -> RunProgress:
     """The progress to continue from: the partial run at ``path`` if there is one with these
     settings, else ``start`` (the fresh start, whose shapes and dtypes the file must match).
 
@@ -206,8 +208,8 @@ def load_partial(
 
 
 def _read_partial(
-    path: Path, config: ExperimentConfig, start: Progress, n_steps: int
-) -> tuple[str, Progress | None]:
+    path: Path, config: ExperimentConfig, start: RunProgress, n_steps: int
+) -> tuple[str, RunProgress | None]:
     """The file's settings, and its progress if the settings are ``config``'s (else None)."""
     data = np.load(path, allow_pickle=False)
     if not isinstance(data, np.lib.npyio.NpzFile):
@@ -230,7 +232,7 @@ def _read_partial(
                     [_from_host(data[f"group{g}_leaf{i}"], leaf) for i, leaf in enumerate(leaves)]
                 )
             )
-        return settings, Progress(done, runs, logs, float(data["seconds"]))
+        return settings, RunProgress(done, runs, logs, float(data["seconds"]))
 
 
 def discard_partial(out: Path) -> None:
@@ -262,7 +264,7 @@ def write_sidecar(
         "compute_seconds": round(seconds, 1),
         "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "machine": machine_info(),
-        "command": None if command is None else " ".join(command),
+        "command": None if command is None else shlex.join(command),
     }
     text = json.dumps(info, indent=2, ensure_ascii=False) + "\n"
     _write_atomically(out.with_suffix(".json"), lambda f: f.write(text.encode()))

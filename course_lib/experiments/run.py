@@ -30,8 +30,8 @@ from tqdm.auto import tqdm
 from course_lib import metagrad
 from course_lib.experiments.results import (
     Logs,
-    Progress,
     Results,
+    RunProgress,
     discard_partial,
     load_partial,
     partial_path,
@@ -266,7 +266,7 @@ def run_experiment(
     # Per checkpoint: one chunk per group of estimators sharing K, then one measuring step.
     steps_per_checkpoint = len(plan.groups) + 1
     n_steps = config.n_checkpoints * steps_per_checkpoint
-    state = Progress(0, [_initial_runs(plan, i) for _, i in plan.groups], _empty_logs(plan), 0.0)
+    state = RunProgress(0, [_initial_runs(plan, i) for _, i in plan.groups], _empty_logs(plan), 0.0)
     if partial is not None:
         state = load_partial(partial, config, state, n_steps, overwrite)
     weights = [
@@ -299,7 +299,7 @@ def run_experiment(
             bar.set_postfix(checkpoint=checkpoint + 1, measured="variance")
         seconds += time.perf_counter() - start
         if partial is not None:
-            save_partial(partial, config, Progress(step + 1, runs, logs, seconds))
+            save_partial(partial, config, RunProgress(step + 1, runs, logs, seconds))
         bar.update(1)
     bar.close()
     results = _results(plan, logs)
