@@ -34,8 +34,7 @@ The references are the library's own functions (``course_lib.agents``, ``course_
 thing.
 """
 
-import importlib
-
+from course_lib import lazy
 from course_lib.grading.core import ExerciseFailed, compare_functions
 
 # Each lesson group's module and its checks, loaded on first use (PEP 562 ``__getattr__``).
@@ -70,13 +69,4 @@ _MODULE_OF = {name: module for module, names in _CHECKS.items() for name in name
 __all__ = ["ExerciseFailed", "compare_functions", *_MODULE_OF]
 
 
-def __getattr__(name: str):
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy.attributes(__name__, _MODULE_OF)
