@@ -1,7 +1,11 @@
 """course_lib: the JAX library behind the meta-gradient RL course.
 
-Floors (imports point down): envs/, agents, stats -> metagrad, plots
--> widgets, experiments, grading.
+Floors (imports point down; README "Layout" and docs/notation.md say what each holds):
+
+    floor 3   widgets/  experiments/  grading/        what lessons touch
+    floor 2   problems  metagrad  exact  plots        the engine, its exact references, figures
+    floor 1   envs/  agents  reinforce  stats  mixing  checks  progress   building blocks
+    apart     device, lazy, make_notebooks, make_site
 
 Importing course_lib turns on JAX's persistent compilation cache in the course's own folder
 (``<repository>/.cache/jax``, or ``$COURSE_JAX_CACHE``; see ``compilation_cache_dir``), so that a
