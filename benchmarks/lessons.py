@@ -29,12 +29,13 @@ import time
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from course_lib.device import describe
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 KERNEL = "python3"
+CELL_TIMEOUT_S = 600
 
 
 def _set_environment(values: dict[str, str | None]) -> None:
@@ -62,7 +63,10 @@ def run_lesson(path: pathlib.Path) -> dict:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
-        timeout=3600,
+        # A bounded wait per cell: a cell that stalls (a lost kernel message, say) fails loudly
+        # within minutes instead of holding the run for an hour. The slowest full-size cell takes
+        # about a minute on 2 cores.
+        timeout=CELL_TIMEOUT_S,
         kernel_name=KERNEL,
         resources={"metadata": {"path": str(ROOT / "solutions")}},
     )
@@ -75,7 +79,8 @@ def run_lesson(path: pathlib.Path) -> dict:
             t0 = time.perf_counter()
             try:
                 client.execute_cell(cell, index)
-            except CellExecutionError as error:  # report it, and go on with the next lesson
+            except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
+                # report it, and go on with the next lesson
                 return {
                     "seconds": time.perf_counter() - start,
                     "cells": cells,
