@@ -1,0 +1,79 @@
+"""Does a lesson ever stall when executed without a browser? Runs it headless many times and says.
+
+Executed by nbclient (as `benchmarks/lessons.py`, the learner-notebook test and the site build do),
+a display built on an ipywidgets Output widget (`interactive_output`) used to stall a cell for the
+whole timeout in about 1 run in 4 (nbclient issue #312 describes the same). The explorers draw on
+their own figure instead. This script executes the first cells of a lesson, through its explorers,
+N times in fresh kernels, each cell with a short timeout, and prints the slowest cell of each run.
+
+    python benchmarks/headless_stalls.py                     # lesson 06, 20 runs, up to cell 17
+    python benchmarks/headless_stalls.py --runs 5 --lesson 07_in_practice --upto 15
+    python benchmarks/headless_stalls.py --notebook old_06.ipynb   # any notebook file, e.g. the
+        # lesson before its run chooser changed: git show e8bcd78^:solutions/06_capstone_snake.ipynb
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import statistics
+import time
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run_once(nb_path: pathlib.Path, upto: int, timeout: float) -> tuple[float, int, bool]:
+    """(slowest cell's seconds, its index, whether a cell timed out) for one headless execution."""
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.cells = nb.cells[: upto + 1]
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    )
+    slowest, slowest_index = 0.0, -1
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            start = time.perf_counter()
+            try:
+                client.execute_cell(cell, index)
+            except CellTimeoutError:
+                return timeout, index, True
+            seconds = time.perf_counter() - start
+            if seconds > slowest:
+                slowest, slowest_index = seconds, index
+    return slowest, slowest_index, False
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lesson", default="06_capstone_snake")
+    parser.add_argument("--notebook", type=pathlib.Path, help="a notebook file instead of a lesson")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--upto", type=int, default=17, help="last cell index to execute")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per cell")
+    args = parser.parse_args()
+    os.environ.setdefault("COURSE_QUICK", "1")
+    path = args.notebook or ROOT / "solutions" / f"{args.lesson}.ipynb"
+    print(f"{path.name}: cells 0..{args.upto}, {args.runs} kernels, {args.timeout:.0f} s a cell")
+    slowest, stalls = [], 0
+    for run in range(1, args.runs + 1):
+        seconds, index, stalled = run_once(path, args.upto, args.timeout)
+        stalls += stalled
+        slowest.append(seconds)
+        note = "  STALLED (timed out)" if stalled else ""
+        print(f"  run {run:2d}: slowest cell {index:2d} took {seconds:5.1f} s{note}")
+    median, worst = statistics.median(slowest), max(slowest)
+    print(
+        f"{stalls} of {args.runs} stalled; slowest cell: median {median:.1f} s, max {worst:.1f} s"
+    )
+    raise SystemExit(1 if stalls else 0)
+
+
+if __name__ == "__main__":
+    main()
