@@ -13,11 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.optimize
 from grading_harness import harness_tests
 
-from course_lib import grading, metagrad
-from course_lib.envs import bandit
-from course_lib.grading import meta_gradients
+from course_lib import grading, metagrad, stats
+from course_lib.envs import bandit, quadratic
+from course_lib.grading import meta_gradients, mixing_estimator
 
 # --------------------------------------------------------------------------------------------
 # Correct answers, written as a learner would
@@ -95,6 +96,33 @@ def geometric_weights(k, lam):
     return raw / raw.sum()
 
 
+def mixed_meta_gradient(problem, batches, eta, weights, *, lag=0, last_only=False):
+    """Exercise 5.3 as a learner writes it: one scan emitting w_k L_out(θ_k; τ_k), one jax.grad.
+    ``lag=1`` scores θ_k on its own training batch and ``last_only`` keeps L_K alone (mistakes)."""
+    inner = jax.tree_util.tree_map(lambda x: x[:-1], batches)
+    outer = jax.tree_util.tree_map(lambda x: x[1 - lag : x.shape[0] - lag], batches)
+
+    def mixed_loss(eta):
+        def step(theta, xs):
+            tau_in, tau_out, w = xs
+            theta = problem.inner_update(theta, tau_in, eta)
+            return theta, w * problem.outer_loss(theta, tau_out)
+
+        _, weighted = jax.lax.scan(step, problem.init_state, (inner, outer, weights))
+        return weighted[-1] if last_only else weighted.sum()
+
+    return jax.grad(mixed_loss)(eta)
+
+
+def optimal_weights(mean, joint_cov, target):
+    """Exercise 5.4 as a learner writes it: a Cholesky factor turns uᵀSu − 2bᵀu into ‖Au − y‖²,
+    which scipy's non-negative least squares minimises."""
+    gram = mean @ mean.T + np.einsum("keje->kj", joint_cov)
+    a = np.linalg.cholesky(gram).T
+    u = scipy.optimize.nnls(a, np.linalg.solve(a.T, mean @ target))[0]
+    return u / u.sum() if u.sum() > 0 else np.full(len(u), 1.0 / len(u))
+
+
 CORRECT = {
     "3.1": (grading.check_one_step_meta_gradient, one_step_meta_gradient),
     "3.2": (grading.check_central_differences, central_differences),
@@ -106,6 +134,8 @@ CORRECT = {
     "4.3": (grading.check_variance_and_snr, variance_and_snr),
     "5.1": (grading.check_mix_meta_gradients, mix_meta_gradients),
     "5.2": (grading.check_geometric_weights, geometric_weights),
+    "5.3": (grading.check_mixed_meta_gradient, mixed_meta_gradient),
+    "5.4": (grading.check_optimal_weights, optimal_weights),
 }
 
 
@@ -287,6 +317,51 @@ WRONG = {
         "λ-return weights",
     ),
     "5.2 one weight too many": ("5.2", lambda k, lam: geometric_weights(k + 1, lam), "has shape ("),
+    "5.3 weights missing": (
+        "5.3",
+        lambda pr, b, e, w: mixed_meta_gradient(pr, b, e, jnp.ones_like(w)),
+        "the weights are missing",
+    ),
+    "5.3 last outer loss only": (
+        "5.3",
+        lambda pr, b, e, w: mixed_meta_gradient(pr, b, e, w, last_only=True) / w[-1],
+        "which gives g_K",
+    ),
+    "5.3 weights reversed": (
+        "5.3",
+        lambda pr, b, e, w: mixed_meta_gradient(pr, b, e, w[::-1]),
+        "the weights are reversed",
+    ),
+    "5.3 scored on the training batch": (
+        "5.3",
+        functools.partial(mixed_meta_gradient, lag=1),
+        "not on τ_{k−1}",
+    ),
+    "5.3 one meta-gradient per step": (
+        "5.3",
+        lambda pr, b, e, w: forward_meta_gradients_through_batches(pr, b, e) * w[:, None],
+        "has shape (",
+    ),
+    "5.4 without u >= 0": (
+        "5.4",
+        lambda m, c, t: (
+            np.linalg.solve(m @ m.T + np.einsum("keje->kj", c), m @ t).sum() ** -1
+            * np.linalg.solve(m @ m.T + np.einsum("keje->kj", c), m @ t)
+        ),
+        "NON-NEGATIVE least squares",
+    ),
+    "5.4 no covariances between steps": (
+        "5.4",
+        lambda m, c, t: optimal_weights(m, c * np.eye(m.shape[0])[:, None, :, None], t),
+        "ignores the covariances between steps",
+    ),
+    "5.4 best single K": (
+        "5.4",
+        lambda m, c, t: np.eye(m.shape[0])[
+            np.argmin(stats.scale_free_mse(m, np.einsum("kekf->kef", c), t))
+        ],
+        "the best single K",
+    ),
 }
 
 
@@ -371,3 +446,22 @@ def test_known_wrong_answers_differ_from_the_reference_on_the_edge_cases():
     )
     for wrong in (_k_step_stop_gradient_between_updates, _k_step_trace_without_hessian):
         assert not np.allclose(wrong(problem, batches, outer_batch, eta), right, rtol=1e-3)
+
+
+def test_mixed_reference_is_the_gradient_of_the_librarys_mixed_outer_loss():
+    """Exercise 5.3's reference on the batches ``metagrad.prefix_outer_losses`` draws for a key
+    (the quadratic's batch k is the noise of ``fold_in(key, k)``) equals jax.grad of
+    Σ_k w_k L_k there: the meta-gradient of the mixed loss is the mix of the meta-gradients."""
+    problem, k = metagrad.make_problem("quadratic"), 5
+    key, weights = jax.random.key(3), jnp.array([0.1, 0.0, 0.3, 0.2, 0.4])
+    dim = problem.init_state.shape[0]
+    batches = jnp.stack(
+        [quadratic.sample_noise(jax.random.fold_in(key, j), dim) for j in range(k + 1)]
+    )
+    mixed_loss = lambda eta: weights @ metagrad.prefix_outer_losses(problem, eta, key, k)
+    np.testing.assert_allclose(
+        mixing_estimator.reference_mixed_meta_gradient(problem, batches, problem.eta0, weights),
+        jax.grad(mixed_loss)(problem.eta0),
+        rtol=1e-5,
+        atol=1e-7,
+    )

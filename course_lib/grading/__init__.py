@@ -55,7 +55,12 @@ _CHECKS = {
         "check_forward_meta_gradients_through_batches",
         "check_variance_and_snr",
     ),
-    "mixing_estimator": ("check_mix_meta_gradients", "check_geometric_weights"),
+    "mixing_estimator": (
+        "check_mix_meta_gradients",
+        "check_geometric_weights",
+        "check_mixed_meta_gradient",
+        "check_optimal_weights",
+    ),
     "capstone": (
         "check_estimator_weights",
         "check_variance_ratio",
