@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 KERNEL := metagrad-course
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test grade browser-test screenshot notebooks lint benchmarks results clean
+.PHONY: lab test grade browser-test screenshot notebooks site lint benchmarks results clean
 
 # The stamp is rebuilt when the dependency list changes, so `git pull` + `make test` picks up new packages.
 $(STAMP): pyproject.toml
@@ -48,6 +48,12 @@ screenshot: $(STAMP)
 
 notebooks: $(STAMP)
 	$(PY) -m course_lib.make_notebooks
+
+# The static site in site/ (committed, so the lessons can be read before installing): every lesson
+# of solutions/ executed at full size, about 7 min on 2 CPU cores; executions are cached in
+# .cache/site, so a rebuild executes only the lessons whose notebook or library changed.
+site: $(STAMP)
+	$(PY) -m course_lib.make_site
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check course_lib tests benchmarks
