@@ -243,10 +243,10 @@ def freeze_widgets(notebook: nbformat.NotebookNode) -> None:
 # --- Pages ------------------------------------------------------------------------------------
 
 
-def lesson_title(notebook: nbformat.NotebookNode, fallback: str) -> str:
-    """The lesson's first heading, without its "Lesson NN —" prefix."""
-    for cell in notebook.cells:
-        if cell.cell_type == "markdown" and (match := TITLE.search(cell.source)):
+def first_heading(texts: Iterable[str], fallback: str) -> str:
+    """The first level-1 heading of the Markdown ``texts``, without a "Lesson NN —" prefix."""
+    for text in texts:
+        if match := TITLE.search(text):
             return match.group(1).strip()
     return fallback
 
@@ -278,6 +278,10 @@ def lessons_table(readme: str, titles: dict[str, str]) -> str:
         cells = [stem[:2], f"[{title}]({stem}.html)"] + [by_stem[stem][i] for i in keep]
         table.append("| " + " | ".join(cells) + " |")
     return "\n".join(table)
+
+
+def _markdown(notebook: nbformat.NotebookNode) -> list[str]:
+    return [cell.source for cell in notebook.cells if cell.cell_type == "markdown"]
 
 
 def _markdown_notebook(*texts: str) -> nbformat.NotebookNode:
@@ -380,15 +384,15 @@ def build(
         took = "from the cache" if cached else f"executed in {time.perf_counter() - start:.0f} s"
         log(f"{path.stem}: {took}")
     stems = list(notebooks)
-    titles = {stem: lesson_title(nb, stem) for stem, nb in notebooks.items()}
+    titles = {stem: first_heading(_markdown(nb), stem) for stem, nb in notebooks.items()}
     links = site_links(root, stems)
 
+    mode = "in quick mode (COURSE_QUICK=1)" if quick else "at full size"
     pages: dict[str, str] = {}
     for index, stem in enumerate(stems):
         notebook = notebooks[stem]
         freeze_widgets(notebook)
         navigation = _navigation(stems, titles, index)
-        mode = "in quick mode (COURSE_QUICK=1)" if quick else "at full size"
         notebook.cells.insert(0, nbformat.v4.new_markdown_cell(
             f"{navigation}\n\n*The lesson with its solutions, executed {mode}. To do the exercises "
             "yourself, install the course and open it in JupyterLab (`make lab`).*"
@@ -398,16 +402,19 @@ def build(
         pages[f"{stem}.html"] = rewrite_links(page, f"solutions/{stem}.ipynb", links)
     readme = (root / "README.md").read_text()
     opening = readme.split("\n## ", 1)[0]
-    title = opening.splitlines()[0].lstrip("# ").strip()
     pages["index.html"] = rewrite_links(render(_markdown_notebook(
         opening,
-        "## The lessons\n\n" + lessons_table(readme, titles),
+        "## The lessons\n\n" + lessons_table(readme, titles) + "\n\nEach page is the whole "
+        f"lesson, its solutions included, executed {mode}, and each explorer a still. To do the "
+        "exercises and move the explorers, install the course and open it in JupyterLab "
+        "(`make lab`, see the README).",
         "## Reference\n\n- [Notation and equations](notation.html): the symbols every lesson "
         "uses\n- [Reading](reading.html): the papers the course stands on, and what to read next",
-    ), title), "README.md", links)  # fmt: skip
+    ), first_heading([opening], "Course")), "README.md", links)  # fmt: skip
     for name, source in DOCS.items():
         text = (root / source).read_text()
-        page = render(_markdown_notebook("[Course home](index.html)", text), name.title())
+        heading = first_heading([text], name)
+        page = render(_markdown_notebook("[Course home](index.html)", text), heading)
         pages[f"{name}.html"] = rewrite_links(page, source, links)
 
     problems = [
@@ -443,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"make_site: {error}", file=sys.stderr)
         return 1
     size = sum(path.stat().st_size for path in written) / 1e6
-    print(f"wrote {len(written)} pages ({size:.1f} MB) to {args.out}")
+    print(f"wrote {len(written)} files ({size:.1f} MB) to {args.out}")
     return 0
 
 
