@@ -84,6 +84,11 @@ def cache_key(notebook: Path, quick: bool, root: Path = ROOT) -> str:
     return digest.hexdigest()
 
 
+def _model_id(reference: str | None) -> str:
+    """The model id in a widget state's reference to another widget ("IPY_MODEL_<id>")."""
+    return (reference or "").removeprefix("IPY_MODEL_")
+
+
 def _snapshot_widgets(client: NotebookClient, cell) -> None:
     """Record, in each widget output's metadata, the state of its widget tree right now (the
     state a still shows: later cells may still move the widget)."""
@@ -99,7 +104,7 @@ def _snapshot_widgets(client: NotebookClient, cell) -> None:
             state = client.widget_state[model_id]
             buffers = client.widget_buffers.get(model_id, {})
             states[model_id] = {"state": dict(state), "buffers": list(buffers.values())}
-            pending += [ref.removeprefix("IPY_MODEL_") for ref in state.get("children", [])]
+            pending += [_model_id(ref) for ref in [*state.get("children", []), state.get("layout")]]
         output.setdefault("metadata", {})[WIDGET_STATES] = states
 
 
@@ -203,8 +208,11 @@ def widget_still(states: dict, model_id: str) -> tuple[str, bool]:
         return "", False
     state = model["state"]
     name = state.get("_model_name", "")
+    layout = states.get(_model_id(state.get("layout")), {}).get("state", {})
+    if layout.get("display") == "none" or layout.get("visibility") == "hidden":
+        return "", False
     if name in BOXES:
-        parts = [widget_still(states, ref.removeprefix("IPY_MODEL_")) for ref in state["children"]]
+        parts = [widget_still(states, _model_id(ref)) for ref in state["children"]]
         inner = "".join(part for part, _ in parts)
         style = f"display:flex;flex-direction:{BOXES[name]};gap:4px 12px;flex-wrap:wrap"
         return f'<div style="{style}">{inner}</div>', any(control for _, control in parts)

@@ -108,7 +108,8 @@ k = widgets.IntSlider(value=3, min=1, max=10, description="K")
 mode = widgets.Dropdown(options=["k-step", "mixing"], value="mixing", description="mode")
 readout = widgets.HTML("<span class='readout'>variance 0.25</span>")
 picture = widgets.Image(value=PNG, format="png")
-widgets.VBox([widgets.HBox([k, mode]), readout, picture])"""
+hidden = widgets.HTML("free weights", layout=widgets.Layout(display="none"))
+widgets.VBox([widgets.HBox([k, mode]), hidden, readout, picture])"""
 
 
 def _png() -> bytes:
@@ -138,7 +139,7 @@ def test_an_explorer_becomes_a_still_of_the_state_its_cell_left(tmp_path):
     assert make_site.page_problems(page, lesson=True) == []
     still = notebook.cells[2].outputs[0].data["text/html"]
     assert "<b>K</b> 3" in still and "<b>mode</b> mixing" in still
-    assert "<span class='readout'>variance 0.25</span>" in still
+    assert "<span class='readout'>variance 0.25</span>" in still and "free weights" not in still
     assert 'src="data:image/png;base64,' in still and make_site.STILL_NOTE in still
     progress = notebook.cells[4].outputs[0].data["text/html"]
     assert "<progress" in progress and make_site.STILL_NOTE not in progress
