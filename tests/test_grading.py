@@ -424,7 +424,7 @@ def test_mistakes_need_edge_cases():
 
 def test_every_check_is_exported_from_its_lesson_module():
     checks = {name for name in grading.__all__ if name.startswith("check_")}
-    assert len(checks) == 19
+    assert len(checks) == 22
     for module_name in grading._CHECKS:
         module = importlib.import_module(f"course_lib.grading.{module_name}")
         defined = {name for name in vars(module) if name.startswith("check_")}
