@@ -222,7 +222,8 @@ def widget_still(states: dict, model_id: str) -> tuple[str, bool]:
         return f"<div>{html.escape(state.get('value', ''))}</div>", False
     if name == "ImageModel":
         picture = base64.b64encode(_buffer(model, "value")).decode()
-        return f'<img src="data:image/{state.get("format", "png")};base64,{picture}">', False
+        source = f"data:image/{state.get('format', 'png')};base64,{picture}"
+        return f'<img src="{source}" style="max-width:100%">', False
     if name in ("IntProgressModel", "FloatProgressModel"):
         bar = f'<progress value="{state.get("value", 0)}" max="{state.get("max", 100)}"></progress>'
         return f"<div>{html.escape(state.get('description', ''))} {bar}</div>", False
