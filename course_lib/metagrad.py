@@ -130,7 +130,9 @@ def _is_differentiable(leaf) -> bool:
     return jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
 
 
-def meta_gradient_pass(problem: MetaProblem, state, eta, key, k_max: int, summarize=None):
+def meta_gradient_pass(
+    problem: MetaProblem, state, eta, key, k_max: int, summarize=None, outer_batches: int = 1
+):
     """All prefix meta-gradients from ``state``, in forward mode, plus where the pass ends.
 
     Traceable (no argument checks), for callers that keep training from the returned state, such
@@ -139,10 +141,15 @@ def meta_gradient_pass(problem: MetaProblem, state, eta, key, k_max: int, summar
 
     Args:
       state: the state to start from (None: ``problem.init_state``).
-      summarize: optional ``batch -> pytree``, applied to every sampled batch τ_0..τ_{k_max}.
+      summarize: optional ``batch -> pytree``, applied to every sampled batch τ_0..τ_{k_max}
+        (and the extra outer batches).
+      outer_batches: M >= 1 (a Python int). With M > 1, g_{k_max} is scored on M outer batches:
+        τ_{k_max} and M − 1 more rollouts of π_{θ_k_max} continuing the boards (keys
+        ``fold_in(key, k_max + j)``), g_{k_max} = (1/M) Σ_j dL_out(θ_k_max; τ^(j))/dη; the rows
+        g_1..g_{k_max−1} are unchanged.
     Returns:
       (per_step [k_max, n_eta], the state after k_max updates and the last rollout,
-       summaries stacked [k_max + 1, ...] or None).
+       summaries stacked [k_max + outer_batches, ...] or None).
 
     Carry the state and its tangents dstate/dη through a scan; emit g_k = dL_k/dη each step.
 
@@ -181,20 +188,34 @@ def meta_gradient_pass(problem: MetaProblem, state, eta, key, k_max: int, summar
         batch, state = problem.sample(merge(diff, rest), jax.random.fold_in(key, k))
         diff, rest = split(state)
 
-        def push_outer(diff_tangent):
-            outer = lambda diff: problem.outer_loss(merge(diff, rest), batch)
-            return jax.jvp(outer, (diff,), (diff_tangent,))[1]
-
         summary = None if summarize is None else summarize(batch)
-        return (state, batch, tangents), (jax.vmap(push_outer)(tangents), summary)
+        return (state, batch, tangents), (push_outer(state, batch, tangents), summary)
+
+    def push_outer(state, batch, tangents):
+        diff, rest = split(state)
+        outer = lambda diff: problem.outer_loss(merge(diff, rest), batch)
+        return jax.vmap(lambda tangent: jax.jvp(outer, (diff,), (tangent,))[1])(tangents)
+
+    def extra_outer(carry, j):
+        state, tangents = carry
+        batch, state = problem.sample(state, jax.random.fold_in(key, k_max + j))
+        summary = None if summarize is None else summarize(batch)
+        return (state, tangents), (push_outer(state, batch, tangents), summary)
 
     first = None if summarize is None else summarize(batch)
     tangents = [jnp.zeros((eta.shape[0], *leaf.shape), leaf.dtype) for leaf in split(state)[0]]
-    (state, _, _), (meta_grads, summaries) = jax.lax.scan(
+    (state, _, tangents), (meta_grads, summaries) = jax.lax.scan(
         step, (state, batch, tangents), jnp.arange(1, k_max + 1)
     )
+    parts = [summaries]
+    if outer_batches > 1:
+        (state, _), (extra, extra_summaries) = jax.lax.scan(
+            extra_outer, (state, tangents), jnp.arange(1, outer_batches)
+        )
+        meta_grads = meta_grads.at[-1].set((meta_grads[-1] + extra.sum(0)) / outer_batches)
+        parts.append(extra_summaries)
     if summarize is not None:
-        summaries = jax.tree.map(lambda f, rest: jnp.concatenate([f[None], rest]), first, summaries)
+        summaries = jax.tree.map(lambda f, *rest: jnp.concatenate([f[None], *rest]), first, *parts)
     return meta_grads, state, summaries
 
 

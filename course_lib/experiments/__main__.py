@@ -14,6 +14,7 @@ from pathlib import Path
 from course_lib.experiments.results import REPOSITORY
 from course_lib.experiments.run import run_experiment
 from course_lib.experiments.settings import full_config, quick_config
+from course_lib.experiments.sweep import SweepConfig, run_sweep, save_sweep
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,7 +44,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="replace an existing --out, and a partial run that cannot be resumed (a partial run "
         "with the same settings is always resumed)",
     )
+    sweep = sub.add_parser("sweep", help="lesson 02's sweep of γ, λ and the entropy cost (A2C)")
+    sweep.add_argument("--out", required=True, help="results file (.npz)")
+    sweep.add_argument(
+        "--quick", action="store_true", help="100 updates per setting instead of 1000"
+    )
+    sweep.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     args = parser.parse_args(argv)
+    if args.problem == "sweep":
+        return _sweep(parser, args)
 
     overrides = {"estimators": tuple(e for e in args.estimators.split(",") if e.strip())}
     for field, _, attribute in _OPTIONS:
@@ -55,6 +64,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     print(f"saved {args.out} and {Path(args.out).with_suffix('.json')}")
+    return 0
+
+
+def _sweep(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix != ".npz" or (out.exists() and not args.overwrite):
+        parser.error(f"--out must be a .npz file that does not exist (or --overwrite), got {out}")
+    config = SweepConfig(n_updates=100) if args.quick else SweepConfig()
+    result, seconds = run_sweep(config)
+    command = ["python", "-m", "course_lib.experiments", "sweep", "--out", _relative(out)]
+    command += [flag for flag in ("--quick", "--overwrite") if getattr(args, flag[2:])]
+    save_sweep(result, out, seconds, command)
+    print(f"saved {out} and {out.with_suffix('.json')} ({seconds:.0f} s)")
     return 0
 
 
@@ -75,8 +97,13 @@ def _command(args: argparse.Namespace) -> list[str]:
     for _, option, attribute in _OPTIONS:
         if getattr(args, attribute) is not None:
             command += [option, str(getattr(args, attribute))]
-    command += ["--out", Path(os.path.relpath(Path(args.out).resolve(), REPOSITORY)).as_posix()]
+    command += ["--out", _relative(Path(args.out))]
     return command + [flag for flag in ("--quick", "--overwrite") if getattr(args, flag[2:])]
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the repository, so a sidecar names no folder of its machine."""
+    return Path(os.path.relpath(path.resolve(), REPOSITORY)).as_posix()
 
 
 if __name__ == "__main__":

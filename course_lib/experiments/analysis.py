@@ -30,7 +30,8 @@ def measure_estimators(samples: np.ndarray, estimators: Sequence[str], mix_lambd
       mix_lambda: λ_mix of the mixing weights.
     Returns:
       (variance, snr), each [..., len(estimators)] (``stats.meta_gradient_stats``); NaN for a
-      ``fixed`` control, which has no meta-gradient.
+      ``fixed`` control, which has no meta-gradient, and for an estimator on several outer
+      batches, which these samples (one outer batch per block) do not measure.
     """
     samples = np.asarray(samples, dtype=np.float64)
     k_var = samples.shape[-2]
@@ -38,8 +39,8 @@ def measure_estimators(samples: np.ndarray, estimators: Sequence[str], mix_lambd
     weights = np.stack([e.weights(k_var, mix_lambda) for e in parsed])
     mixed = np.einsum("fk,...nke->n...fe", weights, samples)  # replicas first, as stats wants
     measured = stats.meta_gradient_stats(mixed)
-    tunes = np.array([e.tunes for e in parsed])
-    return np.where(tunes, measured.variance, np.nan), np.where(tunes, measured.snr, np.nan)
+    ok = np.array([e.measured for e in parsed])
+    return np.where(ok, measured.variance, np.nan), np.where(ok, measured.snr, np.nan)
 
 
 def final_returns(results: Results, fraction: float = 0.25) -> np.ndarray:
@@ -188,11 +189,12 @@ def own_snr(results: Results) -> dict[str, np.ndarray]:
     """``debiased_snr`` of each self-tuning run's own meta-gradient, per seed and checkpoint.
 
     Returns:
-      {estimator: [n_seeds, n_checkpoints]} for every estimator except the fixed controls.
+      {estimator: [n_seeds, n_checkpoints]} for every estimator the samples measure
+      (``Estimator.measured``: not the fixed controls, nor one on several outer batches).
     """
     snr = {}
     for e, estimator in enumerate(map(parse_estimator, results.estimators)):
-        if estimator.tunes:
+        if estimator.measured:
             weights = estimator.weights(results.samples.shape[-2], results.config.mix_lambda)
             own = np.einsum("k,...nke->n...e", weights, results.samples[e])
             snr[estimator.name] = debiased_snr(own)
@@ -243,7 +245,7 @@ def run_panels(results: Results) -> list[RunPanel]:
     self-tuning run's own meta-gradient; and the three hyper-parameters η maps to (from step 0)."""
     steps = results.env_steps / 1e3
     names = results.estimators
-    tuning = [(e, name) for e, name in enumerate(names) if parse_estimator(name).tunes]
+    tuning = [(e, name) for e, name in enumerate(names) if parse_estimator(name).measured]
     variances = {name: np.log10(results.variance[e, :, :, e]) for e, name in tuning}
     snrs = {name: results.snr[e, :, :, e] for e, name in tuning}
     panels = [

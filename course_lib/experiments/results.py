@@ -258,9 +258,18 @@ def write_sidecar(
     Identical numbers are promised only on the same machine and JAX build (see the package
     docstring).
     """
+    extra = {"rollouts_per_checkpoint": plan.rollouts_per_checkpoint}
+    write_record(out, json.loads(plan.config.to_json()), seconds, command, extra)
+
+
+def write_record(
+    out: Path, settings: dict, seconds: float, command: Sequence[str] | None, extra=None
+) -> None:
+    """The sidecar ``<out>.json`` of any stored run: ``settings``, then ``extra``'s keys, then
+    ``compute_seconds``, ``finished``, ``machine`` and ``command`` (see ``write_sidecar``)."""
     info = {
-        "settings": json.loads(plan.config.to_json()),
-        "rollouts_per_checkpoint": plan.rollouts_per_checkpoint,
+        "settings": settings,
+        **(extra or {}),
         "compute_seconds": round(seconds, 1),
         "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "machine": machine_info(),

@@ -55,15 +55,18 @@ def _episode_totals(batch) -> Array:
     return jnp.stack([batch.finished_returns.sum(), batch.dones.sum().astype(jnp.float32)])
 
 
-def meta_gradient_block(problem: MetaProblem, state, eta: Array, key: Array, k: int):
+def meta_gradient_block(
+    problem: MetaProblem, state, eta: Array, key: Array, k: int, outer_batches: int = 1
+):
     """One meta-gradient block from ``state``: ``metagrad.meta_gradient_pass`` plus episode totals.
 
     Returns:
-      per_step [k, n_eta] (row j−1 is g_j), the state after k inner updates and the outer rollout,
-      episode totals [2] (sum of finished-episode returns, their number) over the k + 1 rollouts.
+      per_step [k, n_eta] (row j−1 is g_j; g_k scored on ``outer_batches`` outer batches), the
+      state after k inner updates and the outer rollouts, episode totals [2] (sum of
+      finished-episode returns, their number) over all k + ``outer_batches`` rollouts.
     """
     per_step, final_state, totals = metagrad.meta_gradient_pass(
-        problem, state, eta, key, k, summarize=_episode_totals
+        problem, state, eta, key, k, summarize=_episode_totals, outer_batches=outer_batches
     )
     return per_step, final_state, totals.sum(axis=0)
 
@@ -104,8 +107,9 @@ def make_meta_optimizer(learning_rate: float, clip: float) -> optax.GradientTran
 
 
 @functools.lru_cache(maxsize=16)
-def make_chunk(problem: MetaProblem, k: int, n_updates: int) -> Callable:
-    """Compile ``chunk(runs, weights) -> (runs, logs)``: ``n_updates`` meta-updates of block k.
+def make_chunk(problem: MetaProblem, k: int, n_updates: int, outer_batches: int = 1) -> Callable:
+    """Compile ``chunk(runs, weights) -> (runs, logs)``: ``n_updates`` meta-updates of block k
+    (g_k scored on ``outer_batches`` outer batches, ``meta_gradient_block``).
 
     ``runs``: a ``RunState`` with a leading [n_runs] axis; ``weights`` [n_runs, k] (one-hot for the
     K-step estimator, geometric for mixing, zeros for the fixed control: arrays, so estimators of
@@ -121,7 +125,7 @@ def make_chunk(problem: MetaProblem, k: int, n_updates: int) -> Callable:
         run, totals, skipped = carry
         key = jax.random.fold_in(jax.random.fold_in(run.key, 0), run.update)
         per_step, problem_state, block_totals = meta_gradient_block(
-            problem, run.problem_state, run.eta, key, k
+            problem, run.problem_state, run.eta, key, k, outer_batches
         )
         meta_grad = weights @ per_step
         updates, meta_opt_state = meta_optimizer.update(meta_grad, run.meta_opt_state, run.eta)
@@ -175,19 +179,20 @@ def _initial_runs(plan: Plan, indices: Sequence[int]) -> RunState:
     """Runs of the estimators ``indices`` (estimator-major, then seed), stacked on a leading axis.
 
     Seed s starts from the same θ_0, boards and run key for every estimator: common random numbers.
+    η starts at each estimator's ``plan.eta0`` (its start, or the problem's defaults).
     """
-    config, problem = plan.config, plan.problem
+    config = plan.config
     states = [_seed_problem_state(plan, s) for s in range(config.n_seeds)]
     meta_optimizer = make_meta_optimizer(config.meta_learning_rate, config.meta_clip)
     runs = [
         RunState(
             states[s],
-            problem.eta0,
-            meta_optimizer.init(problem.eta0),
+            plan.eta0[i],
+            meta_optimizer.init(plan.eta0[i]),
             jax.random.fold_in(jax.random.PRNGKey(config.seed), s),
             jnp.int32(0),
         )
-        for _ in indices
+        for i in indices
         for s in range(config.n_seeds)
     ]
     return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *runs)
@@ -263,10 +268,12 @@ def run_experiment(
             raise ValueError(f"the folder of out does not exist: {out_path.parent}")
         partial = partial_path(out_path)
     plan = make_plan(config)
-    # Per checkpoint: one chunk per group of estimators sharing K, then one measuring step.
+    # Per checkpoint: one chunk per group of estimators sharing K and M, then one measuring step.
     steps_per_checkpoint = len(plan.groups) + 1
     n_steps = config.n_checkpoints * steps_per_checkpoint
-    state = RunProgress(0, [_initial_runs(plan, i) for _, i in plan.groups], _empty_logs(plan), 0.0)
+    state = RunProgress(
+        0, [_initial_runs(plan, i) for *_, i in plan.groups], _empty_logs(plan), 0.0
+    )
     if partial is not None:
         state = load_partial(partial, config, state, n_steps, overwrite)
     weights = [
@@ -278,7 +285,7 @@ def run_experiment(
             ),
             jnp.float32,
         )
-        for k, indices in plan.groups
+        for k, _, indices in plan.groups
     ]
     runs, logs, seconds = state.runs, state.logs, state.seconds
     bar = tqdm(total=n_steps, initial=state.done, disable=not progress, desc="checkpoint chunks")
@@ -286,16 +293,16 @@ def run_experiment(
         checkpoint, g = divmod(step, steps_per_checkpoint)
         start = time.perf_counter()
         if g < len(plan.groups):
-            k, indices = plan.groups[g]
-            chunk = make_chunk(plan.problem, k, plan.rollouts_per_checkpoint // (k + 1))
+            k, m, indices = plan.groups[g]
+            chunk = make_chunk(plan.problem, k, plan.rollouts_per_checkpoint // (k + m), m)
             runs[g], chunk_log = chunk(runs[g], weights[g])
             for name, value in chunk_log._asdict().items():
                 _store(getattr(logs, name), [indices], checkpoint, value)
-            bar.set_postfix(checkpoint=checkpoint + 1, K=k)
+            bar.set_postfix(checkpoint=checkpoint + 1, K=k, M=m)
         else:
             sampler = make_sampler(plan.problem, plan.k_var, config.n_variance_samples)
             all_runs = jax.tree_util.tree_map(lambda *x: jnp.concatenate(x), *runs)
-            _store(logs.samples, [i for _, i in plan.groups], checkpoint, sampler(all_runs))
+            _store(logs.samples, [i for *_, i in plan.groups], checkpoint, sampler(all_runs))
             bar.set_postfix(checkpoint=checkpoint + 1, measured="variance")
         seconds += time.perf_counter() - start
         if partial is not None:
@@ -316,7 +323,7 @@ def _results(plan: Plan, logs: Logs) -> Results:
     with np.errstate(invalid="ignore", divide="ignore"):
         episode_return = np.where(totals[..., 1] > 0, totals[..., 0] / totals[..., 1], np.nan)
     eta0 = np.broadcast_to(
-        np.asarray(problem.eta0, np.float32), (*logs.eta.shape[:2], 1, problem.n_eta)
+        np.asarray(plan.eta0, np.float32)[:, None, None], (*logs.eta.shape[:2], 1, problem.n_eta)
     )
     eta = np.concatenate([eta0, logs.eta], axis=2)
     hyper = np.asarray(jax.vmap(problem.hyper_parameters)(eta.reshape(-1, problem.n_eta)))

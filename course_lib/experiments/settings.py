@@ -20,24 +20,50 @@ from course_lib.checks import check_int, check_unit_interval
 if TYPE_CHECKING:
     from course_lib.problems import MetaProblem
 
-ESTIMATOR_PATTERN = re.compile(r"^(k|mix|fixed)(-?\d+)$")
+ESTIMATOR_PATTERN = re.compile(r"^(k|mix|fixed)(-?\d+)(?:x(-?\d+))?(?:@(\w+))?$")
 
 # The experiments' short names (k5, mix5, fixed5) and the estimator kinds they stand for.
 _KINDS = {"k": "k-step", "mix": "geometric", "fixed": "fixed"}
+# The hyper-parameters a start may set (``ExperimentConfig.starts``), named as ``snake_problem``.
+START_FIELDS = ("gamma", "lam", "entropy_cost")
 
 
 class Estimator(NamedTuple):
     """A meta-gradient estimator by name: ``k<K>`` (K-step), ``mix<K>`` (geometric mix of g_1..g_K)
-    or ``fixed<K>``, the control: the same blocks of K inner updates with η never updated."""
+    or ``fixed<K>``, the control: the same blocks of K inner updates with η never updated.
+
+    Two optional suffixes, in this order:
+
+    - ``x<M>`` (K-step only): g_K scored on M outer batches instead of one, L = (1/M) Σ_j
+      L_out(θ_K; τ^(j)) over τ_K and M − 1 more rollouts of π_{θ_K} that continue the boards
+      (``metagrad.meta_gradient_pass``). ``k5x5`` is the fair comparison with ``mix5``: both use
+      the outer loss on 5 outer batches per meta-update, and both pay for them in environment
+      steps (a block of ``k5x5`` draws K + M = 10 rollouts, ``mix5``'s 6).
+    - ``@<start>``: the run starts from the hyper-parameters ``ExperimentConfig.starts[start]``
+      (e.g. ``fixed5@swept``, ``k1@poor``) instead of the problem's defaults.
+    """
 
     name: str
     k: int
     kind: str  # "k", "mix" or "fixed"
+    outer_batches: int = 1
+    start: str | None = None
 
     @property
     def tunes(self) -> bool:
         """False for the ``fixed`` control, whose meta-gradient is never used."""
         return self.kind != "fixed"
+
+    @property
+    def measured(self) -> bool:
+        """Whether the variance samples (one outer batch per block) measure this estimator's own
+        meta-gradient: not for the fixed control, nor for one scored on several outer batches."""
+        return self.tunes and self.outer_batches == 1
+
+    @property
+    def rollouts_per_block(self) -> int:
+        """K inner batches and M outer batches: every one counts as environment steps."""
+        return self.k + self.outer_batches
 
     def weights(self, k_max: int, mix_lambda: float) -> np.ndarray:
         """Weights over g_1..g_{k_max}, zero beyond K: one-hot at K, ∝ λ_mix^(k−1), or all zero
@@ -47,17 +73,27 @@ class Estimator(NamedTuple):
 
 def parse_estimator(name: str) -> Estimator:
     """``"k5"`` -> K-step with K = 5, ``"mix5"`` -> geometric mix of g_1..g_5, ``"fixed5"`` -> the
-    control with η held fixed; K must be >= 1."""
+    control with η held fixed; ``"k5x5"`` scores g_5 on 5 outer batches; ``"k1@poor"`` starts from
+    the start named ``poor``. K and M must be >= 1."""
     match = ESTIMATOR_PATTERN.match(str(name).strip())
     if match is None:
         raise ValueError(
             f"unknown estimator {name!r}: use k<K> (K-step, e.g. k1, k5), mix<K> (mixing, e.g. "
-            "mix5) or fixed<K> (η never updated, e.g. fixed5)"
+            "mix5) or fixed<K> (η never updated, e.g. fixed5), optionally followed by x<M> "
+            "(K-step on M outer batches, e.g. k5x5) and @<start> (e.g. k1@poor)"
         )
-    k = int(match.group(2))
+    kind, k, m, start = match.groups()
+    k = int(k)
     if k < 1:
         raise ValueError(f"K must be >= 1, got {k} in estimator {name!r}")
-    return Estimator(f"{match.group(1)}{k}", k, match.group(1))
+    outer_batches = 1 if m is None else int(m)
+    if m is not None and kind != "k":
+        raise ValueError(f"only a K-step estimator takes x<M> outer batches, got {name!r}")
+    if outer_batches < 1:
+        raise ValueError(f"M must be >= 1, got {outer_batches} in estimator {name!r}")
+    canonical = f"{kind}{k}" + ("" if m is None else f"x{outer_batches}")
+    canonical += "" if start is None else f"@{start}"
+    return Estimator(canonical, k, kind, outer_batches, start)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,14 +106,18 @@ class ExperimentConfig:
         every estimator, so estimators are compared on common random numbers).
       n_checkpoints: how many times the run is logged (and saved).
       rollouts_per_checkpoint: rollouts of ``rollout_len x n_envs`` steps between checkpoints,
-        rounded up to a multiple of every estimator's K + 1, so that all estimators are logged at
-        the same environment-step counts.
+        rounded up to a multiple of every estimator's K + M (``checkpoint_rollouts``), so that
+        all estimators are logged at the same environment-step counts.
       n_variance_samples: independent meta-gradient replicas per checkpoint (variance and SNR).
       mix_lambda: λ_mix of the geometric mixing weights, in [0, 1].
       meta_learning_rate, meta_clip: Adam step and global-norm clip of the η update
         (docs/notation.md §6).
       seed: the root PRNG seed.
       problem: settings for ``metagrad.make_problem("snake", **problem)``.
+      starts: named starting points, {name: {hyper-parameter: value}} with hyper-parameters among
+        ``START_FIELDS``; an estimator ``<name>@<start>`` starts its η there (the others at the
+        problem's defaults). Every run warms up the same way (the problem's ``warmup_updates`` at
+        its defaults), so seed s still starts from the same θ_0 in every run.
     """
 
     estimators: tuple[str, ...] = ("k1", "k5", "mix5", "fixed5")
@@ -90,6 +130,7 @@ class ExperimentConfig:
     meta_clip: float = 0.1
     seed: int = 0
     problem: dict = dataclasses.field(default_factory=lambda: {"n_envs": 32})
+    starts: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         # Canonical form: what JSON gives back (tuples in the problem settings become lists), so a
@@ -100,6 +141,7 @@ class ExperimentConfig:
             )
         object.__setattr__(self, "estimators", tuple(self.estimators))
         object.__setattr__(self, "problem", json.loads(json.dumps(dict(self.problem))))
+        object.__setattr__(self, "starts", json.loads(json.dumps(dict(self.starts))))
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -121,22 +163,44 @@ def quick_config(**overrides) -> ExperimentConfig:
     return dataclasses.replace(base, **overrides)
 
 
+# The capstone's question, "does self-tuning replace a sweep?", needs its controls: the best setting
+# of lesson 02's sweep held fixed (``sweep.best_setting`` of the stored sweep; a test checks these
+# numbers against it) and a deliberately poor start, γ = 0.8 as in the follow-up code's settings,
+# held fixed and self-tuned.
+FULL_STARTS = {"swept": {"gamma": 0.99, "lam": 0.5, "entropy_cost": 0.01}, "poor": {"gamma": 0.8}}
+FULL_ESTIMATORS = (
+    "k1",
+    "k5",
+    "mix5",
+    "fixed5",
+    "k5x5",
+    "fixed5@swept",
+    "fixed5@poor",
+    "k1@poor",
+    "k5@poor",
+    "mix5@poor",
+)
+
+
 def full_config(**overrides) -> ExperimentConfig:
-    """The course's stored run: the defaults of ``ExperimentConfig`` (6x6 boards, 32 per agent,
-    614,400 environment steps per agent; 8.4 minutes on 2 CPU cores, see
-    ``results/snake_full.json``)."""
-    return ExperimentConfig(**overrides)
+    """The course's full run: ``FULL_ESTIMATORS`` x 8 seeds from the defaults of
+    ``ExperimentConfig`` (6x6 boards, 32 per agent, 614,400 environment steps per agent), with
+    ``FULL_STARTS``. ``benchmarks/experiments.py`` times it; ``make results`` runs it."""
+    base = ExperimentConfig(estimators=FULL_ESTIMATORS, n_seeds=8, starts=FULL_STARTS)
+    return dataclasses.replace(base, **overrides)
 
 
 class Plan(NamedTuple):
-    """A validated config, resolved: estimators grouped by K (one compiled chunk per group)."""
+    """A validated config, resolved: estimators grouped by K and M (one compiled chunk per group:
+    estimators, starts and seeds of the same K and M share it)."""
 
     config: ExperimentConfig
     estimators: tuple[Estimator, ...]
-    groups: tuple[tuple[int, tuple[int, ...]], ...]  # (K, indices into estimators)
+    groups: tuple[tuple[int, int, tuple[int, ...]], ...]  # (K, M, indices into estimators)
     k_var: int
     rollouts_per_checkpoint: int
     problem: MetaProblem
+    eta0: tuple  # per estimator, its starting η [n_eta]
 
 
 def make_plan(config: ExperimentConfig) -> Plan:
@@ -161,13 +225,42 @@ def make_plan(config: ExperimentConfig) -> Plan:
     # Here, not at the top: the engine imports the environments, which reading results never needs.
     from course_lib import metagrad
 
+    _check_starts(config.starts, estimators)
     problem = metagrad.make_problem("snake", **config.problem)
-    ks = sorted({e.k for e in estimators})
-    groups = tuple((k, tuple(i for i, e in enumerate(estimators) if e.k == k)) for k in ks)
-    return Plan(config, estimators, groups, max(ks), checkpoint_rollouts(config), problem)
+    # Only η is needed from a start: its problem is built without the warm-up.
+    start_eta = {
+        name: metagrad.make_problem(
+            "snake", **{**config.problem, **start, "warmup_updates": 0}
+        ).eta0
+        for name, start in config.starts.items()
+    }
+    eta0 = tuple(problem.eta0 if e.start is None else start_eta[e.start] for e in estimators)
+    shapes = sorted({(e.k, e.outer_batches) for e in estimators})
+    groups = tuple(
+        (k, m, tuple(i for i, e in enumerate(estimators) if (e.k, e.outer_batches) == (k, m)))
+        for k, m in shapes
+    )
+    k_var = max(e.k for e in estimators)
+    return Plan(config, estimators, groups, k_var, checkpoint_rollouts(config), problem, eta0)
+
+
+def _check_starts(starts: dict, estimators: tuple[Estimator, ...]) -> None:
+    for name, start in starts.items():
+        if not isinstance(start, dict) or not start or not set(start) <= set(START_FIELDS):
+            raise ValueError(
+                f"start {name!r} must set some of {START_FIELDS} (e.g. {{'gamma': 0.8}}), "
+                f"got {start!r}"
+            )
+    for e in estimators:
+        if e.start is not None and e.start not in starts:
+            raise ValueError(
+                f"estimator {e.name!r} names the start {e.start!r}, which starts does not define "
+                f"(it defines {sorted(starts)})"
+            )
 
 
 def checkpoint_rollouts(config: ExperimentConfig) -> int:
-    """``config.rollouts_per_checkpoint`` rounded up to a multiple of every estimator's K + 1."""
-    block = math.lcm(*(parse_estimator(name).k + 1 for name in config.estimators))
+    """``config.rollouts_per_checkpoint`` rounded up to a multiple of every estimator's rollouts
+    per block (K + M), so that all estimators are logged at the same environment-step counts."""
+    block = math.lcm(*(parse_estimator(name).rollouts_per_block for name in config.estimators))
     return block * math.ceil(config.rollouts_per_checkpoint / block)
