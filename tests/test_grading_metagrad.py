@@ -18,7 +18,7 @@ from grading_harness import harness_tests
 
 from course_lib import grading, metagrad, stats
 from course_lib.envs import bandit, quadratic
-from course_lib.grading import meta_gradients, mixing_estimator
+from course_lib.grading import mixing_estimator, multi_step, one_step
 
 # --------------------------------------------------------------------------------------------
 # Correct answers, written as a learner would
@@ -261,17 +261,17 @@ WRONG = {
     ),
     "4.2 no Jacobian term": (
         "4.2",
-        functools.partial(meta_gradients._forward_carry, jacobian=False),
+        functools.partial(multi_step._forward_carry, jacobian=False),
         "drops the Jacobian term",
     ),
     "4.2 last update only": (
         "4.2",
-        functools.partial(meta_gradients._forward_carry, jacobian=False, carry=False),
+        functools.partial(multi_step._forward_carry, jacobian=False, carry=False),
         "the last update's ∂U/∂η alone",
     ),
     "4.2 scored on the training batch": (
         "4.2",
-        functools.partial(meta_gradients._forward_carry, lag=1),
+        functools.partial(multi_step._forward_carry, lag=1),
         "not on τ_{k−1}",
     ),
     "4.2 g_K only": (
@@ -400,7 +400,7 @@ def test_k_step_reference_matches_the_library_on_its_own_batches(k, x64):
     eta, key = problem.eta0 + 0.3, jax.random.key(k)
     batches, outer_batch = _library_batches(problem, eta, key, k)
     expected = metagrad.k_step_meta_gradients(problem, eta, key, k)[k - 1]
-    got = meta_gradients.reference_meta_gradient_through_batches(problem, batches, outer_batch, eta)
+    got = multi_step.reference_meta_gradient_through_batches(problem, batches, outer_batch, eta)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14)
 
 
@@ -412,7 +412,7 @@ def test_forward_carry_reference_matches_the_library_on_its_own_batches(name, mo
     inner, outer_batch = _library_batches(problem, eta, key, k)
     batches = jax.tree_util.tree_map(lambda x, o: jnp.concatenate([x, o[None]]), inner, outer_batch)
     expected = metagrad.k_step_meta_gradients(problem, eta, key, k, mode=mode)
-    got = meta_gradients.reference_forward_meta_gradients(problem, batches, eta)
+    got = multi_step.reference_forward_meta_gradients(problem, batches, eta)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14)
 
 
@@ -427,7 +427,7 @@ def test_one_step_reference_matches_central_differences(x64):
 
     eps = 1e-6
     expected = [(outer(eta + eps * e) - outer(eta - eps * e)) / (2 * eps) for e in jnp.eye(2)]
-    got = meta_gradients.reference_one_step_meta_gradient(theta, actions, rewards, eta, p)
+    got = one_step.reference_one_step_meta_gradient(theta, actions, rewards, eta, p)
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-12)
 
 
@@ -441,9 +441,7 @@ def test_known_wrong_answers_differ_from_the_reference_on_the_edge_cases():
     batches = bandit.BanditBatch(actions, rewards)
     outer_batch = bandit.BanditBatch(actions[-1], rewards[-1])
     eta = jnp.array([-0.5, -1.0])
-    right = meta_gradients.reference_meta_gradient_through_batches(
-        problem, batches, outer_batch, eta
-    )
+    right = multi_step.reference_meta_gradient_through_batches(problem, batches, outer_batch, eta)
     for wrong in (_k_step_stop_gradient_between_updates, _k_step_trace_without_hessian):
         assert not np.allclose(wrong(problem, batches, outer_batch, eta), right, rtol=1e-3)
 

@@ -48,9 +48,8 @@ _CHECKS = {
         "check_lambda_returns",
         "check_actor_critic_loss",
     ),
-    "meta_gradients": (
-        "check_one_step_meta_gradient",
-        "check_central_differences",
+    "one_step": ("check_one_step_meta_gradient", "check_central_differences"),
+    "multi_step": (
         "check_meta_gradient_through_batches",
         "check_forward_meta_gradients_through_batches",
         "check_variance_and_snr",

@@ -15,13 +15,8 @@ from course_lib import metagrad, mixing, stats
 from course_lib.envs import bandit
 from course_lib.grading.core import Comparison, graded
 from course_lib.grading.inputs import f32, numbers
-from course_lib.grading.meta_gradients import (
-    _forward_carry,
-    _random_bandit,
-    _random_pulls,
-    _random_quadratic,
-    reference_forward_meta_gradients,
-)
+from course_lib.grading.multi_step import _forward_carry, reference_forward_meta_gradients
+from course_lib.grading.toy_problems import random_bandit, random_pulls, random_quadratic
 
 
 @graded("5.1")
@@ -156,17 +151,17 @@ def check_mixed_meta_gradient(rng) -> Comparison:
     """
     k = int(rng.integers(2, 6))
     if rng.random() < 0.5:
-        problem = _random_quadratic(rng)
+        problem = random_quadratic(rng)
         dim = len(problem.settings["curvatures"])
 
         def batches_and_eta(rng):
             return numbers(rng, (k + 1, dim)), f32(np.asarray(problem.eta0) + numbers(rng, dim) / 4)
     else:
         n_arms, batch_size = int(rng.integers(2, 4)), int(rng.integers(1, 3))
-        problem = _random_bandit(rng, n_arms, batch_size)
+        problem = random_bandit(rng, n_arms, batch_size)
 
         def batches_and_eta(rng):
-            actions, rewards, eta = _random_pulls(rng, n_arms, (k + 1, batch_size))
+            actions, rewards, eta = random_pulls(rng, n_arms, (k + 1, batch_size))
             return bandit.BanditBatch(jnp.asarray(actions), jnp.asarray(rewards)), eta
 
     def sample(rng):
