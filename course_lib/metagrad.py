@@ -107,23 +107,48 @@ def _start(problem: MetaProblem, key: jax.Array, state=None):
     return problem.sample(state, jax.random.fold_in(key, 0))
 
 
-def _outer_losses_along(problem: MetaProblem, eta, draw, k_max: int) -> jax.Array:
-    """L_1..L_k_max along the batches ``draw(state, k) -> (τ_k, state)``, k = 0..k_max."""
+def _outer_losses_along(
+    problem: MetaProblem, eta, draw, k_max: int, sampling_correction: bool = False
+) -> jax.Array:
+    """L_1..L_k_max along the batches ``draw(state, k) -> (τ_k, state)``, k = 0..k_max.
 
-    def step(carry, k):
-        state, batch = carry
+    With ``sampling_correction``, the pair (L_k, log P(τ_j | θ_j) for j = k − 1), both [k_max].
+    """
+
+    def step(state_batch, k):
+        state, batch = state_batch
+        log_p = problem.batch_log_prob(state, batch) if sampling_correction else None
         state = problem.inner_update(state, batch, eta)  # θ_k = U(θ_{k−1}, τ_{k−1}; η)
         batch, state = draw(state, k)  # τ_k
-        return (state, batch), problem.outer_loss(state, batch)  # L_k = L_out(θ_k; τ_k)
+        loss = problem.outer_loss(state, batch)  # L_k = L_out(θ_k; τ_k)
+        return (state, batch), (loss, log_p) if sampling_correction else loss
 
     batch, state = draw(problem.init_state, 0)
-    _, losses = jax.lax.scan(step, (state, batch), jnp.arange(1, k_max + 1))
-    return losses
+    return jax.lax.scan(step, (state, batch), jnp.arange(1, k_max + 1))[1]
 
 
-def _prefix_outer_losses(problem: MetaProblem, eta, key, k_max: int) -> jax.Array:
+def _prefix_outer_losses(
+    problem: MetaProblem, eta, key, k_max: int, sampling_correction: bool = False
+) -> jax.Array:
     draw = lambda state, k: problem.sample(state, jax.random.fold_in(key, k))  # τ_k ~ π_{θ_k}
-    return _outer_losses_along(problem, eta, draw, k_max)
+    return _outer_losses_along(problem, eta, draw, k_max, sampling_correction)
+
+
+def _score_corrected(losses_and_log_probs, eta, jacobian=jax.jacfwd) -> jax.Array:
+    """g̃_k = dL_k/dη + L_k Σ_{j<k} d log P(τ_j | θ_j)/dη from ``eta -> (L [k], log P [k])``.
+
+    Written out rather than through DiCE's stop-gradient surrogate: its value and derivative in η
+    are the same, but a further derivative in the noise (``exact.quadratic_form_moments``) would
+    see the stop-gradient's missing half.
+    """
+
+    def losses_and_scores(eta):
+        losses, log_probs = losses_and_log_probs(eta)
+        out = (losses, jnp.cumsum(log_probs))
+        return out, out
+
+    (d_losses, d_scores), (losses, _) = jacobian(losses_and_scores, has_aux=True)(eta)
+    return d_losses + losses[:, None] * d_scores
 
 
 def _is_differentiable(leaf) -> bool:
@@ -219,14 +244,21 @@ def meta_gradient_pass(
     return meta_grads, state, summaries
 
 
-def _meta_gradients(problem: MetaProblem, eta, key, k_max: int, mode: str) -> jax.Array:
+def _meta_gradients(
+    problem: MetaProblem, eta, key, k_max: int, mode: str, sampling_correction: bool = False
+) -> jax.Array:
+    if sampling_correction:
+        losses = lambda eta: _prefix_outer_losses(problem, eta, key, k_max, True)
+        return _score_corrected(losses, eta, jax.jacfwd if mode == "forward" else jax.jacrev)
     if mode == "forward":
         return meta_gradient_pass(problem, None, eta, key, k_max)[0]
     return jax.jacrev(lambda eta: _prefix_outer_losses(problem, eta, key, k_max))(eta)
 
 
 _prefix_outer_losses_jit = jax.jit(_prefix_outer_losses, static_argnames=("problem", "k_max"))
-_meta_gradients_jit = jax.jit(_meta_gradients, static_argnames=("problem", "k_max", "mode"))
+_meta_gradients_jit = jax.jit(
+    _meta_gradients, static_argnames=("problem", "k_max", "mode", "sampling_correction")
+)
 
 
 def seed_keys(key: jax.Array, n_seeds: int) -> jax.Array:
@@ -234,12 +266,28 @@ def seed_keys(key: jax.Array, n_seeds: int) -> jax.Array:
     return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, jnp.arange(n_seeds))
 
 
-@functools.partial(jax.jit, static_argnames=("problem", "k_max", "n_seeds", "mode"))
-def _sample_meta_gradients_jit(problem, eta, key, k_max, n_seeds, mode):
+@functools.partial(
+    jax.jit, static_argnames=("problem", "k_max", "n_seeds", "mode", "sampling_correction")
+)
+def _sample_meta_gradients_jit(problem, eta, key, k_max, n_seeds, mode, sampling_correction):
     keys = seed_keys(key, n_seeds)
-    return jax.vmap(_meta_gradients, in_axes=(None, None, 0, None, None))(
-        problem, eta, keys, k_max, mode
+    return jax.vmap(_meta_gradients, in_axes=(None, None, 0, None, None, None))(
+        problem, eta, keys, k_max, mode, sampling_correction
     )
+
+
+def _check_sampling_correction(problem: MetaProblem, sampling_correction) -> bool:
+    if not isinstance(sampling_correction, bool):
+        raise ValueError(f"sampling_correction must be True or False, got {sampling_correction!r}")
+    if sampling_correction and not (problem.outer_loss_is_cost and problem.batch_log_prob):
+        raise ValueError(
+            f"problem {problem.name!r} has no sampling correction: it needs batch_log_prob "
+            "(log P(τ | θ) of each sampled batch) and an outer loss whose value is the cost "
+            f"(outer_loss_is_cost), and has batch_log_prob={problem.batch_log_prob is not None}, "
+            f"outer_loss_is_cost={problem.outer_loss_is_cost} (the bandit and the quadratic "
+            "have both)"
+        )
+    return sampling_correction
 
 
 def prefix_outer_losses(problem: MetaProblem, eta, key: jax.Array, k_max: int) -> jax.Array:
@@ -254,7 +302,12 @@ def prefix_outer_losses(problem: MetaProblem, eta, key: jax.Array, k_max: int) -
 
 
 def k_step_meta_gradients(
-    problem: MetaProblem, eta, key: jax.Array, k_max: int, mode: str = "forward"
+    problem: MetaProblem,
+    eta,
+    key: jax.Array,
+    k_max: int,
+    mode: str = "forward",
+    sampling_correction: bool = False,
 ) -> jax.Array:
     """Every prefix meta-gradient g_k = dL_k/dη, k = 1..k_max, from one pass over the inner updates.
 
@@ -262,31 +315,51 @@ def k_step_meta_gradients(
     does not grow with k_max. ``mode="reverse"``: ``jax.jacrev`` of ``prefix_outer_losses``, which
     stores every step for the backward pass. Both equal ``jax.jacfwd(prefix_outer_losses)``.
 
+    ``sampling_correction=True`` adds the score-function term for the batches' dependence on η
+    (DiCE, Foerster et al. 2018; docs/notation.md §2):
+
+        g̃_k = g_k + L_k Σ_{j=1}^{k−1} ∇_η log P(τ_j | θ_j(η)),    E[g̃_k] = g*_k,
+
+    from the derivative of the DiCE surrogate (``jax.jacfwd`` or ``jax.jacrev`` of the whole scan).
+    Problems with ``batch_log_prob`` and ``outer_loss_is_cost`` only (the bandit; on the quadratic
+    the noise has no θ in it and the term is zero); τ_k, which L_k scores, needs no term there.
+
     Returns: [k_max, n_eta]; row k−1 is g_k. Raises ``ValueError`` naming the first k where it is
     non-finite.
     """
     check_int("k_max", k_max)
     check_choice("mode", mode, AUTODIFF_MODES)
+    sampling_correction = _check_sampling_correction(problem, sampling_correction)
     eta = _check_eta(problem, eta)
-    per_step = _meta_gradients_jit(problem, eta, key, int(k_max), mode)
+    per_step = _meta_gradients_jit(problem, eta, key, int(k_max), mode, sampling_correction)
     return check_finite_per_step("meta-gradient", per_step)
 
 
 def sample_meta_gradients(
-    problem: MetaProblem, eta, key: jax.Array, k_max: int, n_seeds: int, mode: str = "forward"
+    problem: MetaProblem,
+    eta,
+    key: jax.Array,
+    k_max: int,
+    n_seeds: int,
+    mode: str = "forward",
+    sampling_correction: bool = False,
 ) -> jax.Array:
     """``k_step_meta_gradients`` for ``n_seeds`` independent seeds (seed i uses
     ``fold_in(key, i)``), same θ_0 and η: the cache from which any K and any mixing weights are
     recombined for free.
 
-    One compiled function per (problem, k_max, n_seeds, mode), vmapped over seeds.
+    One compiled function per (problem, k_max, n_seeds, mode, sampling_correction), vmapped over
+    seeds; ``sampling_correction`` as in ``k_step_meta_gradients``.
     Returns: [n_seeds, k_max, n_eta].
     """
     check_int("k_max", k_max)
     check_choice("mode", mode, AUTODIFF_MODES)
     check_int("n_seeds", n_seeds, minimum=2)
+    sampling_correction = _check_sampling_correction(problem, sampling_correction)
     eta = _check_eta(problem, eta)
-    samples = _sample_meta_gradients_jit(problem, eta, key, int(k_max), int(n_seeds), mode)
+    samples = _sample_meta_gradients_jit(
+        problem, eta, key, int(k_max), int(n_seeds), mode, sampling_correction
+    )
     return check_finite_per_step("meta-gradient", samples)
 
 
@@ -329,7 +402,8 @@ def _check_noise_size(problem: MetaProblem, k_max: int):
 
 
 def _path_losses(problem: MetaProblem, eta, batches):
-    """Along one enumerated path (batches [k, ...]): E[L_out(θ_j)] and log P(path), j = 1..k."""
+    """Along one enumerated path (batches [k, ...]): E[L_out(θ_j)] and log P(τ_{j−1} | θ_{j−1}),
+    j = 1..k."""
     hooks = problem.exact
 
     def step(state, batch):
@@ -337,26 +411,29 @@ def _path_losses(problem: MetaProblem, eta, batches):
         state = problem.inner_update(state, batch, eta)
         return state, (hooks.expected_outer_loss(state), log_p)
 
-    _, (losses, log_ps) = jax.lax.scan(step, problem.init_state, batches)
-    return losses, jnp.sum(log_ps)
+    return jax.lax.scan(step, problem.init_state, batches)[1]
 
 
-@functools.partial(jax.jit, static_argnames=("problem", "k_max"))
-def _exact_paths_jit(problem, eta, k_max):
+@functools.partial(jax.jit, static_argnames=("problem", "k_max", "sampling_correction"))
+def _exact_paths_jit(problem, eta, k_max, sampling_correction=False):
     def per_path(batches):
-        grads, log_p = jax.jacfwd(lambda e: _path_losses(problem, e, batches), has_aux=True)(eta)
-        return jnp.exp(log_p), grads
+        losses = lambda e: _path_losses(problem, e, batches)
+        log_p = jnp.sum(losses(eta)[1])
+        if sampling_correction:
+            return jnp.exp(log_p), _score_corrected(losses, eta)
+        return jnp.exp(log_p), jax.jacfwd(lambda e: losses(e)[0])(eta)
 
     return jax.vmap(per_path)(problem.exact.enumerate_batches(k_max))
 
 
-@functools.partial(jax.jit, static_argnames=("problem", "k_max"))
-def _gaussian_moments_jit(problem, eta, k_max):
+@functools.partial(jax.jit, static_argnames=("problem", "k_max", "sampling_correction"))
+def _gaussian_moments_jit(problem, eta, k_max, sampling_correction=False):
     shape = (k_max + 1, *problem.exact.noise_shape)
 
     def per_step(noise):  # g_1..g_k_max along the noise ξ_0..ξ_k_max: [k_max, n_eta]
         draw = lambda state, k: (noise.reshape(shape)[k], state)
-        return jax.jacfwd(lambda e: _outer_losses_along(problem, e, draw, k_max))(eta)
+        losses = lambda e: _outer_losses_along(problem, e, draw, k_max, sampling_correction)
+        return _score_corrected(losses, eta) if sampling_correction else jax.jacfwd(losses)(eta)
 
     return exact.quadratic_form_moments(per_step, math.prod(shape), eta.dtype)
 
@@ -373,31 +450,35 @@ def _true_meta_gradients_jit(problem, eta, k_max):
         # once: the factors of the batches after step k sum to one over their continuations, so
         # they change neither the value nor (their sum being constant) the derivative.
         losses, log_p = jax.vmap(lambda b: _path_losses(problem, eta, b))(batches)
-        return jnp.exp(log_p) @ losses
+        return jnp.exp(jnp.sum(log_p, axis=1)) @ losses
 
     return jax.jacfwd(expected_losses)(eta)
 
 
-def exact_meta_gradient_paths(problem: MetaProblem, eta, k_max: int) -> tuple[jax.Array, jax.Array]:
+def exact_meta_gradient_paths(
+    problem: MetaProblem, eta, k_max: int, sampling_correction: bool = False
+) -> tuple[jax.Array, jax.Array]:
     """Every sequence ω of k_max inner batches with its probability and its estimates g_1..g_k_max.
 
     P(ω; η) = Π_k P(τ_k | θ_k(η; ω)); g_k(ω) holds ω fixed, as the sampled estimator does. Any
     mix or statistic is then exact, e.g.
     ``stats.meta_gradient_stats(mix_meta_gradients(g, w), probabilities=P)``. Enumerable problems
-    only (the bandit).
+    only (the bandit). ``sampling_correction``: the corrected g̃_k(ω) of
+    ``k_step_meta_gradients``, whose mean over ω is ``true_meta_gradients``.
 
     Returns: probabilities [n_paths] (summing to 1), per_step [n_paths, k_max, n_eta], with
     n_paths = (2·n_arms)^(batch_size·k_max) for the bandit.
     """
     check_int("k_max", k_max)
     _check_path_count(problem, k_max)
+    sampling_correction = _check_sampling_correction(problem, sampling_correction)
     eta = _check_eta(problem, eta)
-    prob, per_step = _exact_paths_jit(problem, eta, int(k_max))
+    prob, per_step = _exact_paths_jit(problem, eta, int(k_max), sampling_correction)
     return prob, check_finite_per_step("exact meta-gradient", per_step)
 
 
 def exact_meta_gradient_moments(
-    problem: MetaProblem, eta, k_max: int, joint: bool = False
+    problem: MetaProblem, eta, k_max: int, joint: bool = False, sampling_correction: bool = False
 ) -> tuple[jax.Array, jax.Array]:
     """Exact mean and covariance of g_1..g_k_max (docs/notation.md §5).
 
@@ -412,17 +493,20 @@ def exact_meta_gradient_moments(
     Args:
       joint: also the covariances across steps, so that the moments of any mix are exact
         (``mixing.mix_moments``, ``mixing.optimal_mixing_weights``).
+      sampling_correction: the moments of the corrected g̃_k of ``k_step_meta_gradients`` (mean
+        g*_k); on Gaussian problems the correction is zero.
     Returns: mean [k_max, n_eta] and cov [k_max, n_eta, n_eta] (Cov[g_k]), or with ``joint`` the
     cov [k_max, n_eta, k_max, n_eta] with Cov[g_k, g_j] at [k−1, :, j−1, :].
     """
     check_int("k_max", k_max)
+    sampling_correction = _check_sampling_correction(problem, sampling_correction)
     if isinstance(_require_exact(problem), GaussianHooks):
         _check_noise_size(problem, k_max)
         eta = _check_eta(problem, eta)
-        mean, cov = _gaussian_moments_jit(problem, eta, int(k_max))
+        mean, cov = _gaussian_moments_jit(problem, eta, int(k_max), sampling_correction)
         check_finite_per_step("exact meta-gradient", mean)
         return mean, cov if joint else jnp.einsum("kekf->kef", cov)
-    prob, per_step = exact_meta_gradient_paths(problem, eta, k_max)
+    prob, per_step = exact_meta_gradient_paths(problem, eta, k_max, sampling_correction)
     mean = jnp.einsum("p,pke->ke", prob, per_step)
     centred = per_step - mean
     spec = "p,pke,pjf->kejf" if joint else "p,pke,pkf->kef"

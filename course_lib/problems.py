@@ -75,6 +75,13 @@ class MetaProblem:
     with exact references: ``ExactHooks`` where every trajectory can be enumerated,
     ``GaussianHooks`` where the data are Gaussian noise. ``settings`` records what built the
     problem.
+
+    Two optional facts serve the estimators that look at the outer loss's value, not only its
+    gradient (``course_lib.estimators``, the sampling correction of ``metagrad``):
+    ``outer_loss_is_cost`` says the value of L_out(θ; τ) is a sample of the cost being minimised
+    (its mean is E[L_out(θ)]), not a surrogate built for its gradient (Snake's policy-gradient loss
+    is one); ``batch_log_prob(state, batch)`` is log P(τ | θ) of a sampled batch under the policy
+    that drew it, differentiable in the state (docs/notation.md §2).
     """
 
     name: str
@@ -87,6 +94,8 @@ class MetaProblem:
     hyper_parameters: Callable[[jax.Array], jax.Array]
     settings: Mapping[str, Any]
     exact: ExactHooks | GaussianHooks | None = None
+    outer_loss_is_cost: bool = False
+    batch_log_prob: Callable[[Any, Any], jax.Array] | None = None
 
     @property
     def n_eta(self) -> int:
@@ -203,6 +212,8 @@ def bandit_problem(
         hyper_parameters=hyper_parameters,
         settings=settings,
         exact=exact,
+        outer_loss_is_cost=True,
+        batch_log_prob=exact.batch_log_prob,
     )
 
 
@@ -301,6 +312,9 @@ def quadratic_problem(
         hyper_parameters=jnp.exp,
         settings=settings,
         exact=GaussianHooks(noise_shape=(h.size,), expected_losses=expected_losses),
+        outer_loss_is_cost=True,
+        # the noise's density: no θ in it, so the sampling correction is zero here
+        batch_log_prob=lambda theta, xi: -0.5 * jnp.sum(xi**2 + jnp.log(2 * jnp.pi)),
     )
 
 

@@ -1,0 +1,302 @@
+"""Meta-gradient estimators beyond the K-step family, on the same problems and in the same layout.
+
+Like ``metagrad.k_step_meta_gradients`` every estimator here returns one row per horizon,
+[k_max, n_eta] (row k−1 estimates g*_k = ∇_η E[L_out(θ_k)], docs/notation.md §4), so prefixes,
+mixes, ``stats`` and ``mixing.mix_moments`` apply unchanged:
+
+- the **accumulating trace** of Xu et al. (2018) with decay μ (``trace_meta_gradients``): Z_k is
+  replaced by a trace that forgets, z_k = μ z_{k−1} + ∂U/∂η, between g_1's one-step view (μ = 0)
+  and the Hessian-free g_k (μ = 1); exact moments on the toys;
+- **antithetic evolution strategies** on η (``es_meta_gradients``): finite differences of the
+  losses along random directions, no derivative through learning at all, unbiased for the
+  gradient of the Gaussian-smoothed objective (``smoothed_true_meta_gradients``, exact);
+- ``estimator_cost``: what one estimate costs, to compare estimators at equal compute.
+
+The sampling correction (DiCE) is an option of ``metagrad``'s own estimators:
+``sampling_correction=True``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from course_lib import exact, metagrad
+from course_lib.checks import check_choice, check_finite_per_step, check_int, check_unit_interval
+from course_lib.problems import GaussianHooks, MetaProblem
+
+MAX_QUADRATURE_NODES = 2**16
+ESTIMATOR_COSTS = ("k_step", "trace", "es")
+JVP_COST = 2.0
+
+# --------------------------------------------------------------------------------------------------
+# The accumulating trace (Xu et al. 2018)
+
+
+@functools.lru_cache(maxsize=32)
+def _trace_problem(problem: MetaProblem) -> MetaProblem:
+    """``problem`` with the inner update U(⊥θ, τ; η) + μ (θ − ⊥θ) (⊥ = stop_gradient).
+
+    Its value is U's, so the states, batches and losses are the original ones; its derivative is
+    the trace's recursion dθ_k/dη = μ dθ_{k−1}/dη + ∂U/∂η. μ rides along as an extra last
+    meta-parameter, so that changing it recompiles nothing (its own column, always zero, is
+    dropped by the callers). Cached, so ``metagrad``'s compiled functions are reused.
+    """
+
+    def inner_update(state, batch, eta_and_decay):
+        eta, decay = eta_and_decay[:-1], eta_and_decay[-1]
+        frozen = jax.tree.map(
+            lambda x: jax.lax.stop_gradient(x) if metagrad._is_differentiable(x) else x, state
+        )
+        new = problem.inner_update(frozen, batch, eta)
+        forget = lambda n, s: n + decay * (s - jax.lax.stop_gradient(s))
+        return jax.tree.map(
+            lambda n, s: forget(n, s) if metagrad._is_differentiable(s) else n, new, state
+        )
+
+    exact = problem.exact
+    if isinstance(exact, GaussianHooks):
+        expected = exact.expected_losses
+        exact = exact._replace(expected_losses=lambda eta, horizon: expected(eta[:-1], horizon))
+    return dataclasses.replace(
+        problem,
+        meta_names=(*problem.meta_names, "trace_decay"),
+        eta0=jnp.append(problem.eta0, 0.0),
+        inner_update=inner_update,
+        hyper_parameters=lambda eta: problem.hyper_parameters(eta[:-1]),
+        exact=exact,
+    )
+
+
+def _with_decay(problem: MetaProblem, eta, decay) -> jax.Array:
+    eta = metagrad._check_eta(problem, eta)
+    return jnp.append(eta, jnp.asarray(check_unit_interval("decay", decay), eta.dtype))
+
+
+def trace_meta_gradients(problem: MetaProblem, eta, key: jax.Array, k_max: int, decay) -> jax.Array:
+    """The accumulating-trace meta-gradients t_1..t_k_max along one run (Xu et al. 2018):
+
+        t_k = ∇_θ L_out(θ_k; τ_k)ᵀ z_k,    z_k = μ z_{k−1} + ∂U/∂η(θ_{k−1}, τ_{k−1}; η),  z_0 = 0,
+
+    i.e. g_k with ∂U/∂θ replaced by μ·I in the recursion for Z_k (docs/notation.md §2). μ = 0:
+    t_k is the one-step meta-gradient at θ_{k−1} (t_1 = g_1); μ = 1: the Hessian-free g_k. The
+    batches are those of ``metagrad.k_step_meta_gradients`` with the same key (paired).
+
+    Args:
+      decay: μ in [0, 1]; a traced value is fine (no recompile per μ).
+    Returns: [k_max, n_eta]; row k−1 is t_k.
+    """
+    check_int("k_max", k_max)
+    eta = _with_decay(problem, eta, decay)
+    return metagrad.k_step_meta_gradients(_trace_problem(problem), eta, key, k_max)[:, :-1]
+
+
+def sample_trace_meta_gradients(
+    problem: MetaProblem, eta, key: jax.Array, k_max: int, decay, n_seeds: int
+) -> jax.Array:
+    """``trace_meta_gradients`` for ``n_seeds`` seeds, seed i on ``fold_in(key, i)`` (the seeds of
+    ``metagrad.sample_meta_gradients``, so the two are paired). Returns: [n_seeds, k_max, n_eta].
+    """
+    check_int("k_max", k_max)
+    eta = _with_decay(problem, eta, decay)
+    samples = metagrad.sample_meta_gradients(_trace_problem(problem), eta, key, k_max, n_seeds)
+    return samples[..., :-1]
+
+
+@functools.partial(jax.jit, static_argnames=("problem", "k_max"))
+def _trace_gaussian_moments_jit(problem, eta, k_max):
+    shape = (k_max + 1, *problem.exact.noise_shape)
+    trace = _trace_problem(problem)
+
+    def per_step(noise):  # t_1..t_k_max along the noise ξ_0..ξ_k_max: [k_max, n_eta]
+        draw = lambda state, k: (noise.reshape(shape)[k], state)
+        losses = lambda e: metagrad._outer_losses_along(trace, e, draw, k_max)
+        return jax.jacfwd(losses)(eta)[:, :-1]
+
+    return exact.quadratic_form_moments_from_values(per_step, math.prod(shape), eta.dtype)
+
+
+def exact_trace_meta_gradient_moments(
+    problem: MetaProblem, eta, k_max: int, decay, joint: bool = False
+) -> tuple[jax.Array, jax.Array]:
+    """Exact mean and covariance of t_1..t_k_max (``trace_meta_gradients``), as
+    ``metagrad.exact_meta_gradient_moments`` gives them for g_k (docs/notation.md §5): by
+    enumeration on the bandit; on the quadratic t_k is a product of two affine functions of the
+    noise (the outer gradient and z_k), so the moments of that quadratic form are exact. (They
+    come from values at a few noise points, ``exact.quadratic_form_moments_from_values``: the
+    trace's stop-gradient holds the right derivative in η, not in the noise.)
+
+    Returns: mean [k_max, n_eta], cov [k_max, n_eta, n_eta] or, with ``joint``,
+    [k_max, n_eta, k_max, n_eta].
+    """
+    check_int("k_max", k_max)
+    eta = _with_decay(problem, eta, decay)
+    if isinstance(metagrad._require_exact(problem), GaussianHooks):
+        metagrad._check_noise_size(problem, k_max)
+        mean, cov = _trace_gaussian_moments_jit(problem, eta, int(k_max))
+        check_finite_per_step("exact trace meta-gradient", mean)
+        return mean, cov if joint else jnp.einsum("kekf->kef", cov)
+    mean, cov = metagrad.exact_meta_gradient_moments(_trace_problem(problem), eta, k_max, joint)
+    return mean[:, :-1], cov[:, :-1, :, :-1] if joint else cov[:, :-1, :-1]
+
+
+# --------------------------------------------------------------------------------------------------
+# Antithetic evolution strategies
+
+
+def _require_cost(problem: MetaProblem):
+    if not problem.outer_loss_is_cost:
+        raise ValueError(
+            f"problem {problem.name!r} has outer_loss_is_cost=False: its outer loss is a surrogate "
+            "built for its gradient, and evolution strategies need the cost's value (the bandit "
+            "and the quadratic have it)"
+        )
+
+
+def _check_sigma(sigma):
+    if not isinstance(sigma, jax.core.Tracer) and not (np.ndim(sigma) == 0 and sigma > 0):
+        raise ValueError(f"sigma must be a scalar > 0, got {sigma!r}")
+    return sigma
+
+
+def _es(problem, eta, key, k_max, sigma, n_pairs):
+    direction_key, batch_key = jax.random.split(key)
+    directions = jax.random.normal(direction_key, (n_pairs, eta.shape[0]), eta.dtype)
+
+    def pair(direction, key):  # one key for both signs: common random numbers
+        losses = lambda eta: metagrad._prefix_outer_losses(problem, eta, key, k_max)
+        return losses(eta + sigma * direction) - losses(eta - sigma * direction)
+
+    differences = jax.vmap(pair)(directions, metagrad.seed_keys(batch_key, n_pairs))
+    return jnp.einsum("nk,ne->ke", differences, directions) / (2 * n_pairs * sigma)
+
+
+_es_jit = jax.jit(_es, static_argnames=("problem", "k_max", "n_pairs"))
+
+
+@functools.partial(jax.jit, static_argnames=("problem", "k_max", "n_pairs", "n_seeds"))
+def _sample_es_jit(problem, eta, key, k_max, sigma, n_pairs, n_seeds):
+    keys = metagrad.seed_keys(key, n_seeds)
+    return jax.vmap(lambda key: _es(problem, eta, key, k_max, sigma, n_pairs))(keys)
+
+
+def _check_es(problem, eta, k_max, sigma, n_pairs):
+    check_int("k_max", k_max)
+    check_int("n_pairs", n_pairs)
+    _require_cost(problem)
+    return metagrad._check_eta(problem, eta), _check_sigma(sigma)
+
+
+def es_meta_gradients(
+    problem: MetaProblem, eta, key: jax.Array, k_max: int, sigma, n_pairs: int
+) -> jax.Array:
+    """Antithetic evolution strategies on η, every horizon from the same runs:
+
+        ĝ_k = (1 / 2Nσ) Σ_{i=1}^N [L_k(η + σε_i; ω_i) − L_k(η − σε_i; ω_i)] ε_i,   ε_i ~ N(0, I),
+
+    where L_k(η; ω) = L_out(θ_k; τ_k) is the loss of ``metagrad.prefix_outer_losses`` and ω_i its
+    key, shared by both signs of pair i (common random numbers: the pair differs only through η).
+    No derivative through learning is taken. E[ĝ_k] = ∇_η E_ε E[L_k(η + σε)], the gradient of
+    the Gaussian-smoothed objective (``smoothed_true_meta_gradients``), for any σ > 0, with the
+    batches' dependence on η included; σ → 0 gives g*_k, and Var[ĝ_k] falls as 1/N.
+
+    Problems whose outer loss is the cost only (``outer_loss_is_cost``).
+
+    Args:
+      sigma: σ > 0, the smoothing scale (a traced value is fine: no recompile per σ).
+      n_pairs: N, antithetic pairs per estimate (2N runs of k_max inner updates).
+    Returns: [k_max, n_eta]; row k−1 is ĝ_k.
+    """
+    eta, sigma = _check_es(problem, eta, k_max, sigma, n_pairs)
+    estimate = _es_jit(problem, eta, key, int(k_max), sigma, int(n_pairs))
+    return check_finite_per_step("evolution-strategies estimate", estimate)
+
+
+def sample_es_meta_gradients(
+    problem: MetaProblem, eta, key: jax.Array, k_max: int, sigma, n_pairs: int, n_seeds: int
+) -> jax.Array:
+    """``es_meta_gradients`` for ``n_seeds`` seeds, seed i on ``fold_in(key, i)``.
+
+    One compiled function per (problem, k_max, n_pairs, n_seeds). Returns: [n_seeds, k_max, n_eta].
+    """
+    eta, sigma = _check_es(problem, eta, k_max, sigma, n_pairs)
+    check_int("n_seeds", n_seeds, minimum=2)
+    samples = _sample_es_jit(problem, eta, key, int(k_max), sigma, int(n_pairs), int(n_seeds))
+    return check_finite_per_step("evolution-strategies estimate", samples)
+
+
+def _hermite_nodes(n_eta: int, order: int, dtype):
+    """Gauss–Hermite product rule for ε ~ N(0, I_n_eta): nodes [order^n_eta, n_eta], weights."""
+    x, w = np.polynomial.hermite_e.hermegauss(order)
+    nodes = np.stack(np.meshgrid(*[x] * n_eta, indexing="ij"), -1).reshape(-1, n_eta)
+    weights = np.prod(np.stack(np.meshgrid(*[w] * n_eta, indexing="ij"), -1), -1).reshape(-1)
+    return jnp.asarray(nodes, dtype), jnp.asarray(weights / weights.sum(), dtype)
+
+
+def smoothed_true_meta_gradients(
+    problem: MetaProblem, eta, k_max: int, sigma, order: int = 16
+) -> jax.Array:
+    """∇_η E_ε E[L_out(θ_k(η + σε))], ε ~ N(0, I), k = 1..k_max: what ``es_meta_gradients``
+    estimates without bias, from ``metagrad.true_meta_gradients`` at Gauss–Hermite nodes,
+
+        Σ_q w_q g*_k(η + σ x_q)    (order^n_eta nodes; exact for polynomials of degree < 2·order
+                                    in each coordinate, and converging fast for smooth g*).
+
+    Exact problems only. Returns: [k_max, n_eta].
+    """
+    check_int("k_max", k_max)
+    check_int("order", order, maximum=round(MAX_QUADRATURE_NODES ** (1 / problem.n_eta)))
+    eta, sigma = metagrad._check_eta(problem, eta), _check_sigma(sigma)
+    nodes, weights = _hermite_nodes(problem.n_eta, order, eta.dtype)
+    true = lambda eta: metagrad.true_meta_gradients(problem, eta, k_max)
+    return jnp.einsum("q,qke->ke", weights, jax.vmap(true)(eta + sigma * nodes))
+
+
+# --------------------------------------------------------------------------------------------------
+# Compute
+
+
+def estimator_cost(
+    kind: str, k: int, n_eta: int, n_pairs: int = 1, jvp_cost: float = JVP_COST
+) -> float:
+    """The compute of one estimate at horizon k, in inner-update evaluations.
+
+    The unit is one inner update U with the rollout it learns from (the forward work of one step
+    of learning). A Jacobian-vector product through U, one tangent direction, counts ``jvp_cost``
+    units (U already holds a gradient of the inner loss, so its jvp is a second-order product;
+    about 2 is typical, and measured timings can replace it). Then:
+
+        "k_step"  k (1 + n_eta · jvp_cost): forward mode pushes n_eta tangents through each of
+                  the k updates; every prefix g_1..g_k, hence any mix, and the sampling
+                  correction (one more jvp of log P, small) come from the same pass;
+        "trace"   the same count from θ_0 (its jvps are through η only, not θ, so somewhat
+                  cheaper); run online along a learner's own steps it costs 1 + n_eta · jvp_cost
+                  per estimate, since z is carried over, where g_k needs a fresh k-step block;
+        "es"      2 N k: N pairs of k-step runs, no derivatives.
+
+    Estimators at equal compute C average C / cost independent estimates: divide the variance
+    by that and multiply the SNR by its square root. E.g. with n_eta = 2 and jvp_cost = 2, one
+    g_k costs as much as N = 2.5 ES pairs at the same k.
+    """
+    check_choice("kind", kind, ESTIMATOR_COSTS)
+    check_int("k", k)
+    check_int("n_eta", n_eta)
+    check_int("n_pairs", n_pairs)
+    if not (math.isfinite(jvp_cost) and jvp_cost >= 0):
+        raise ValueError(f"jvp_cost must be a finite number >= 0, got {jvp_cost!r}")
+    if kind == "es":
+        return float(2 * n_pairs * k)
+    return float(k * (1 + n_eta * jvp_cost))
+
+
+def variance_at_equal_compute(variance, cost: float, budget: float):
+    """The variance of the mean of ``budget / cost`` independent estimates, each of variance
+    ``variance`` (any shape) and cost ``cost`` (``estimator_cost``): variance · cost / budget."""
+    if not (cost > 0 and budget > 0):
+        raise ValueError(f"cost and budget must be > 0, got cost={cost!r}, budget={budget!r}")
+    return jnp.asarray(variance) * (cost / budget)
