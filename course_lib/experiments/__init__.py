@@ -20,7 +20,11 @@ Modules, one job each:
 - ``settings``: estimator names, ``ExperimentConfig``, ``quick_config``/``full_config``, ``Plan``.
 - ``run``: the compiled chunk of meta-updates, the variance sampler, ``run_experiment``.
 - ``results``: ``Results``, the results file, the partial file a run resumes from, the sidecar.
-- ``analysis``: what lessons 06 and 07 read from results (NumPy only).
+- ``analysis``: what lessons 06 and 07 read from results (NumPy only): returns, variance and SNR,
+  scale-free measures, statistics over seeds with bootstrap intervals, and ``agreement``, which
+  compares a regenerated run with the stored one within those intervals.
+- ``sweep``: lesson 02's sweep of γ, λ and the entropy cost, stored as data (its best setting is
+  the capstone's "swept" control).
 - ``__main__``: the command line, ``python -m course_lib.experiments snake --help``::
 
     python -m course_lib.experiments snake --estimators k1,k5,mix5,fixed5 --seeds 4 \\
@@ -44,16 +48,27 @@ backend, so a reader can tell which case they are in.
 
 from course_lib import lazy
 from course_lib.experiments.analysis import (
+    Agreement,
     Decision,
     Headline,
+    Interval,
+    OverTraining,
+    agreement,
     choose_estimator,
     debiased_snr,
     final_returns,
     headline,
     measure_estimators,
+    measure_ratio,
+    over_training,
     own_snr,
     paired_difference,
+    paired_interval,
     plot_runs,
+    return_gap,
+    scale_free_measures,
+    seed_interval,
+    snr_over_training,
     steps_per_rollout,
     trial_decision,
     variance_by_k,
@@ -69,6 +84,8 @@ from course_lib.experiments.results import (
 )
 from course_lib.experiments.settings import (
     ESTIMATOR_PATTERN,
+    FULL_ESTIMATORS,
+    FULL_STARTS,
     Estimator,
     ExperimentConfig,
     Plan,
@@ -91,15 +108,21 @@ _LAZY = {
 }
 
 __all__ = [
+    "Agreement",
     "Decision",
     "ESTIMATOR_PATTERN",
     "Estimator",
     "ExperimentConfig",
+    "FULL_ESTIMATORS",
+    "FULL_STARTS",
     "Headline",
+    "Interval",
+    "OverTraining",
     "PARTIAL_SUFFIX",
     "Plan",
     "Results",
     "STORED_RESULTS",
+    "agreement",
     "choose_estimator",
     "debiased_snr",
     "final_returns",
@@ -108,13 +131,20 @@ __all__ = [
     "load_results",
     "make_plan",
     "measure_estimators",
+    "measure_ratio",
+    "over_training",
     "own_snr",
     "paired_difference",
+    "paired_interval",
     "parse_estimator",
     "partial_path",
     "plot_runs",
     "quick_config",
+    "return_gap",
     "save_results",
+    "scale_free_measures",
+    "seed_interval",
+    "snr_over_training",
     "steps_per_rollout",
     "trial_decision",
     "variance_by_k",

@@ -13,7 +13,12 @@ from pathlib import Path
 
 from course_lib.experiments.results import REPOSITORY
 from course_lib.experiments.run import run_experiment
-from course_lib.experiments.settings import full_config, quick_config
+from course_lib.experiments.settings import (
+    FULL_ESTIMATORS,
+    FULL_STARTS,
+    full_config,
+    quick_config,
+)
 from course_lib.experiments.sweep import SweepConfig, run_sweep, save_sweep
 
 
@@ -26,9 +31,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     snake = sub.add_parser("snake", help="self-tuning actor-critic agents on Snake")
     snake.add_argument(
         "--estimators",
-        default="k1,k5,mix5,fixed5",
+        default=None,
         help="comma-separated k<K> (K-step), mix<K> (mixing) and fixed<K> (η never updated) "
-        "names (default k1,k5,mix5,fixed5)",
+        "names, optionally with x<M> (K-step on M outer batches) and @<start> (a start of "
+        f"the config: {', '.join(FULL_STARTS)}); default {','.join(FULL_ESTIMATORS)}",
     )
     snake.add_argument("--seeds", type=int, default=None, help="agents per estimator")
     snake.add_argument("--checkpoints", type=int, default=None, help="how many times to log")
@@ -54,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.problem == "sweep":
         return _sweep(parser, args)
 
-    overrides = {"estimators": tuple(e for e in args.estimators.split(",") if e.strip())}
+    overrides = {}
+    if args.estimators is not None:
+        overrides["estimators"] = tuple(e for e in args.estimators.split(",") if e.strip())
     for field, _, attribute in _OPTIONS:
         if getattr(args, attribute) is not None:
             overrides[field] = getattr(args, attribute)
@@ -93,7 +101,8 @@ def _command(args: argparse.Namespace) -> list[str]:
     """The command line of this run as given, to be run from the repository root: ``--out``
     relative to the repository, so the sidecar names no folder of the machine that made it."""
     command = ["python", "-m", "course_lib.experiments", args.problem]
-    command += ["--estimators", args.estimators]
+    if args.estimators is not None:
+        command += ["--estimators", args.estimators]
     for _, option, attribute in _OPTIONS:
         if getattr(args, attribute) is not None:
             command += [option, str(getattr(args, attribute))]

@@ -50,6 +50,12 @@ class Sweep(NamedTuple):
     settings: tuple[tuple[str, float], ...]  # (hyper-parameter, value), the others at default
     returns: np.ndarray  # [n_settings, n_seeds, n_updates]
 
+    @property
+    def env_steps(self) -> int:
+        """Environment steps the whole sweep took: every setting, seed and update."""
+        n_settings, n_seeds, n_updates = self.returns.shape
+        return n_settings * n_seeds * n_updates * self.config.n_envs * self.config.rollout_len
+
     def final_returns(self, fraction: float = 0.1) -> np.ndarray:
         """Mean return over the last ``fraction`` of updates, per setting and seed (lesson 02's
         "final return"). [n_settings, n_seeds]."""
