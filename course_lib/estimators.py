@@ -9,7 +9,8 @@ mixes, ``stats`` and ``mixing.mix_moments`` apply unchanged:
   and the Hessian-free g_k (μ = 1); exact moments on the toys;
 - **antithetic evolution strategies** on η (``es_meta_gradients``): finite differences of the
   losses along random directions, no derivative through learning at all, unbiased for the
-  gradient of the Gaussian-smoothed objective (``smoothed_true_meta_gradients``, exact);
+  gradient of the Gaussian-smoothed objective (``smoothed_true_meta_gradients``), with exact
+  moments on the quadratic (``exact_es_meta_gradient_moments``);
 - ``estimator_cost``: what one estimate costs, to compare estimators at equal compute.
 
 The sampling correction (DiCE) is an option of ``metagrad``'s own estimators:
@@ -54,7 +55,7 @@ def _trace_problem(problem: MetaProblem) -> MetaProblem:
             lambda x: jax.lax.stop_gradient(x) if metagrad._is_differentiable(x) else x, state
         )
         new = problem.inner_update(frozen, batch, eta)
-        forget = lambda n, s: n + decay * (s - jax.lax.stop_gradient(s))
+        forget = lambda n, s: n + decay.astype(s.dtype) * (s - jax.lax.stop_gradient(s))
         return jax.tree.map(
             lambda n, s: forget(n, s) if metagrad._is_differentiable(s) else n, new, state
         )
@@ -255,6 +256,69 @@ def smoothed_true_meta_gradients(
     nodes, weights = _hermite_nodes(problem.n_eta, order, eta.dtype)
     true = lambda eta: metagrad.true_meta_gradients(problem, eta, k_max)
     return jnp.einsum("q,qke->ke", weights, jax.vmap(true)(eta + sigma * nodes))
+
+
+@functools.partial(jax.jit, static_argnames=("problem", "k_max", "order"))
+def _es_gaussian_moments_jit(problem, eta, k_max, sigma, order):
+    shape = (k_max + 1, *problem.exact.noise_shape)
+
+    def losses(noise, eta):  # L_1..L_k_max along the noise ξ_0..ξ_k_max
+        draw = lambda state, k: (noise.reshape(shape)[k], state)
+        return metagrad._outer_losses_along(problem, eta, draw, k_max)
+
+    def difference_moments(direction):  # over ξ, of D_k = L_k(η + σε; ξ) − L_k(η − σε; ξ)
+        up, down = eta + sigma * direction, eta - sigma * direction
+        difference = lambda noise: losses(noise, up) - losses(noise, down)
+        return exact.quadratic_form_moments(difference, math.prod(shape), eta.dtype)
+
+    nodes, weights = _hermite_nodes(eta.shape[0], order, eta.dtype)
+    means, covs = jax.vmap(difference_moments)(nodes)  # [q, k_max], [q, k_max, k_max]
+    second = covs + means[:, :, None] * means[:, None, :]
+    mean = jnp.einsum("q,qk,qe->ke", weights, means, nodes) / (2 * sigma)
+    second = jnp.einsum("q,qkj,qe,qf->kejf", weights, second, nodes, nodes) / (4 * sigma**2)
+    return mean, second - jnp.einsum("ke,jf->kejf", mean, mean)
+
+
+def exact_es_meta_gradient_moments(
+    problem: MetaProblem, eta, k_max: int, sigma, n_pairs: int, joint: bool = False, order: int = 16
+) -> tuple[jax.Array, jax.Array]:
+    """Mean and covariance of ``es_meta_gradients``' ĝ_1..ĝ_k_max on Gaussian problems.
+
+    One pair's ĝ_k = D_k ε / 2σ, with D_k = L_k(η + σε; ξ) − L_k(η − σε; ξ) quadratic in the
+    shared noise ξ (SGD on a quadratic), so its moments given ε are exact quadratic forms
+    (``exact.quadratic_form_moments``); then over ε by Gauss–Hermite, ``order`` nodes a
+    coordinate:
+
+        E ĝ_k = E_ε[E_ξ(D_k) ε] / 2σ,   E ĝ_k ĝ_jᵀ = E_ε[E_ξ(D_k D_j) ε εᵀ] / 4σ²,
+
+    and the N independent pairs divide the covariance by N (docs/notation.md §5). The quadrature
+    is checked against twice the order (relative change <= 1e-6, else ``ValueError``): D_k grows
+    like α^(2k) with the learning rate α = exp(η + σε), so E[D_k²] weighs directions out to
+    ε ≈ 4kσ, rare ones where the inner loop diverges, and for large kσ the variance is theirs
+    (at the quadratic's defaults σ <= 0.2 converges for k_max = 8, σ = 0.3 does not).
+
+    Returns: mean [k_max, n_eta], cov [k_max, n_eta, n_eta] or, with ``joint``,
+    [k_max, n_eta, k_max, n_eta].
+    """
+    eta, sigma = _check_es(problem, eta, k_max, sigma, n_pairs)
+    if not isinstance(metagrad._require_exact(problem), GaussianHooks):
+        raise ValueError(
+            f"problem {problem.name!r} is not Gaussian: the exact moments of evolution strategies "
+            "need the quadratic's noise (on the bandit, sample_es_meta_gradients)"
+        )
+    check_int("order", order, maximum=round(MAX_QUADRATURE_NODES ** (1 / problem.n_eta)) // 2)
+    metagrad._check_noise_size(problem, k_max)
+    mean, cov = _es_gaussian_moments_jit(problem, eta, int(k_max), sigma, int(order))
+    finer = _es_gaussian_moments_jit(problem, eta, int(k_max), sigma, 2 * int(order))[1]
+    change = float(jnp.max(jnp.abs(finer - cov)) / jnp.max(jnp.abs(finer)))
+    if not change <= 1e-6:
+        raise ValueError(
+            f"the covariance of evolution strategies has not converged ({change:.1e} relative "
+            f"change from order {order} to {2 * order}): rare directions where η ± σε makes the "
+            "inner loop diverge dominate it; use a smaller sigma or k_max, or sample"
+        )
+    cov = cov / n_pairs
+    return mean, cov if joint else jnp.einsum("kekf->kef", cov)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -279,13 +279,14 @@ def _sample_meta_gradients_jit(problem, eta, key, k_max, n_seeds, mode, sampling
 def _check_sampling_correction(problem: MetaProblem, sampling_correction) -> bool:
     if not isinstance(sampling_correction, bool):
         raise ValueError(f"sampling_correction must be True or False, got {sampling_correction!r}")
-    if sampling_correction and not (problem.outer_loss_is_cost and problem.batch_log_prob):
+    lacks = [
+        name for name in ("batch_log_prob", "outer_loss_is_cost") if not getattr(problem, name)
+    ]
+    if sampling_correction and lacks:
         raise ValueError(
-            f"problem {problem.name!r} has no sampling correction: it needs batch_log_prob "
-            "(log P(τ | θ) of each sampled batch) and an outer loss whose value is the cost "
-            f"(outer_loss_is_cost), and has batch_log_prob={problem.batch_log_prob is not None}, "
-            f"outer_loss_is_cost={problem.outer_loss_is_cost} (the bandit and the quadratic "
-            "have both)"
+            f"problem {problem.name!r} lacks {' and '.join(lacks)}, which sampling_correction "
+            "needs (log P(τ | θ) of each sampled batch, and an outer loss whose value is the cost, "
+            "not a surrogate; the bandit and the quadratic have both)"
         )
     return sampling_correction
 

@@ -314,6 +314,35 @@ def test_es_variance_falls_as_one_over_the_number_of_pairs():
     np.testing.assert_allclose(var[0] / var[1], 4.0, rtol=0.2)
 
 
+def test_es_exact_moments_on_the_quadratic_match_the_smoothed_gradient_and_samples():
+    problem, k_max, sigma = quadratic(), 4, 0.2
+    mean, cov = estimators.exact_es_meta_gradient_moments(
+        problem, problem.eta0, k_max, sigma, 2, joint=True
+    )
+    smoothed = estimators.smoothed_true_meta_gradients(problem, problem.eta0, k_max, sigma)
+    np.testing.assert_allclose(mean, smoothed, rtol=1e-8)  # E[D ε]/2σ against E[∇J]
+    samples = np.asarray(
+        estimators.sample_es_meta_gradients(
+            problem, problem.eta0, jax.random.key(9), k_max, sigma, 2, 4000
+        )
+    ).reshape(4000, -1)
+    centred = samples - samples.mean(axis=0)
+    products = centred[:, :, None] * centred[:, None, :]  # heavy-tailed: their own spread is the SE
+    se = products.std(axis=0) / np.sqrt(len(samples))
+    error = np.abs(products.mean(axis=0) - np.asarray(cov).reshape(2 * k_max, 2 * k_max))
+    assert np.all(error <= 5 * se), (error / se).max()
+    _, marginal = estimators.exact_es_meta_gradient_moments(problem, problem.eta0, k_max, sigma, 2)
+    np.testing.assert_allclose(marginal, np.einsum("kekf->kef", cov), rtol=1e-12)
+
+
+def test_es_exact_moments_refuse_an_unconverged_tail_and_non_gaussian_problems():
+    problem = quadratic()
+    with pytest.raises(ValueError, match="has not converged"):
+        estimators.exact_es_meta_gradient_moments(problem, problem.eta0, 8, 0.3, 1)
+    with pytest.raises(ValueError, match="not Gaussian"):
+        estimators.exact_es_meta_gradient_moments(bandit(), bandit().eta0, 2, 0.3, 1)
+
+
 def test_es_single_estimate_and_its_checks():
     problem, key = quadratic(), jax.random.key(2)
     one = estimators.es_meta_gradients(problem, problem.eta0, key, 3, 0.1, 3)
