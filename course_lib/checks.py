@@ -50,6 +50,20 @@ def check_unit_interval(name: str, value):
     return number
 
 
+def check_number(name: str, value, low: float, high: float) -> float:
+    """``value`` as a float in [low, high] (a slider's range), else a ValueError naming ``name``.
+
+    Booleans, strings and NaN are rejected: a slider would coerce them into some other value.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.number))
+        or not low <= value <= high  # also rejects NaN
+    ):
+        raise ValueError(f"{name} must be a number from {low:g} to {high:.4g}, got {value!r}")
+    return float(value)
+
+
 def check_choice(name: str, value, choices: Collection):
     """``value`` if it is one of ``choices``, else a ValueError listing them."""
     if value not in choices:

@@ -38,3 +38,11 @@ def test_check_finite_per_step_names_the_first_bad_horizon():
 def test_check_choice_lists_the_choices():
     with pytest.raises(ValueError, match=r"mode must be one of \['forward', 'reverse'\]"):
         checks.check_choice("mode", "sideways", ("forward", "reverse"))
+
+
+def test_check_number_accepts_a_range_and_rejects_bools_strings_and_nan():
+    assert checks.check_number("lam", 0.25, 0.0, 1.0) == 0.25
+    assert checks.check_number("lam", np.float32(1.0), 0.0, 1.0) == 1.0
+    for bad in (True, "0.5", float("nan"), -0.01, 1.5):
+        with pytest.raises(ValueError, match="lam must be a number from 0 to 1"):
+            checks.check_number("lam", bad, 0.0, 1.0)

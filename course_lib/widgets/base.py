@@ -118,20 +118,6 @@ class SliderExplorer:
         return self._canvas.figure
 
 
-def check_number(name: str, value, low: float, high: float) -> float:
-    """``value`` as a float in [low, high] (a slider's range), else a ValueError naming ``name``.
-
-    Booleans, strings and NaN are rejected: a slider would coerce them into some other value.
-    """
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.number))
-        or not low <= value <= high  # also rejects NaN
-    ):
-        raise ValueError(f"{name} must be a number from {low:g} to {high:.4g}, got {value!r}")
-    return float(value)
-
-
 def format_value(value) -> str:
     """A readout number (or vector) in a few digits; "n/a" for None or a non-finite scalar."""
     if value is None or (np.ndim(value) == 0 and not np.isfinite(value)):

@@ -35,8 +35,8 @@ import jax
 import numpy as np
 
 from course_lib import metagrad, mixing
-from course_lib.checks import check_choice, check_int
-from course_lib.widgets.base import SliderExplorer, check_number, format_value, html_table
+from course_lib.checks import check_choice, check_int, check_number
+from course_lib.widgets.base import SliderExplorer, format_value, html_table
 from course_lib.widgets.meta_gradient_figure import MetaGradientFigure
 from course_lib.widgets.recombination import (
     EXPLORER_KINDS,

@@ -8,11 +8,11 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from course_lib.checks import check_int
+from course_lib.checks import check_int, check_number
 from course_lib.experiments.analysis import final_returns, own_snr, trial_decision
 from course_lib.experiments.results import Results
 from course_lib.experiments.settings import parse_estimator
-from course_lib.widgets.base import SliderExplorer, check_number, html_table
+from course_lib.widgets.base import SliderExplorer, html_table
 
 
 class TrialDecisionExplorer(SliderExplorer):
