@@ -252,9 +252,16 @@ def smoothed_true_meta_gradients(
     """
     check_int("k_max", k_max)
     check_int("order", order, maximum=round(MAX_QUADRATURE_NODES ** (1 / problem.n_eta)))
+    if not isinstance(metagrad._require_exact(problem), GaussianHooks):
+        metagrad._check_path_count(problem, k_max)
     eta, sigma = metagrad._check_eta(problem, eta), _check_sigma(sigma)
-    nodes, weights = _hermite_nodes(problem.n_eta, order, eta.dtype)
-    true = lambda eta: metagrad.true_meta_gradients(problem, eta, k_max)
+    return _smoothed_jit(problem, eta, int(k_max), sigma, int(order))
+
+
+@functools.partial(jax.jit, static_argnames=("problem", "k_max", "order"))
+def _smoothed_jit(problem, eta, k_max, sigma, order):
+    nodes, weights = _hermite_nodes(eta.shape[0], order, eta.dtype)
+    true = lambda eta: metagrad._true_meta_gradients_jit(problem, eta, k_max)
     return jnp.einsum("q,qke->ke", weights, jax.vmap(true)(eta + sigma * nodes))
 
 

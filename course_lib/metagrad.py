@@ -8,7 +8,8 @@ so τ_k scores θ_k and is then the inner batch of the next update ("reuse inner
 one rollout per step, and only the k_max-th outer batch is extra. Step k draws its rollout with
 ``jax.random.fold_in(key, k)``, so a shorter run is a prefix of a longer one.
 
-The K-step meta-gradient holds every sampled trajectory fixed (no score-function term):
+The K-step meta-gradient holds every sampled trajectory fixed (no score-function term, unless
+``sampling_correction=True``):
 
     g_k = dL_k/dη,    dθ_k/dη = (∂U/∂θ) dθ_{k−1}/dη + ∂U/∂η,    dθ_0/dη = 0,
 
@@ -321,9 +322,10 @@ def k_step_meta_gradients(
 
         g̃_k = g_k + L_k Σ_{j=1}^{k−1} ∇_η log P(τ_j | θ_j(η)),    E[g̃_k] = g*_k,
 
-    from the derivative of the DiCE surrogate (``jax.jacfwd`` or ``jax.jacrev`` of the whole scan).
-    Problems with ``batch_log_prob`` and ``outer_loss_is_cost`` only (the bandit; on the quadratic
-    the noise has no θ in it and the term is zero); τ_k, which L_k scores, needs no term there.
+    the derivative DiCE's surrogate gives, here from one ``jax.jacfwd`` (``mode="forward"``) or
+    ``jax.jacrev`` of the scan's losses and log-probabilities. τ_k, which L_k scores, needs no
+    term: its cost already is L_k's value. Problems with ``batch_log_prob`` and
+    ``outer_loss_is_cost`` only (the bandit; the quadratic's noise has no θ in it: the term is 0).
 
     Returns: [k_max, n_eta]; row k−1 is g_k. Raises ``ValueError`` naming the first k where it is
     non-finite.

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib import estimators, metagrad
+from course_lib import estimators, exact, metagrad
 
 
 @pytest.fixture(autouse=True)
@@ -134,6 +134,16 @@ def test_sampling_correction_must_be_a_bool():
         metagrad.sample_meta_gradients(
             problem, problem.eta0, jax.random.key(0), 2, 2, sampling_correction="yes"
         )
+
+
+def test_quadratic_form_moments_from_values_match_autodiff_on_a_random_quadratic():
+    rng = np.random.default_rng(0)
+    c, a, A = rng.normal(size=3), rng.normal(size=(3, 5)), rng.normal(size=(3, 5, 5))
+    A = A + A.transpose(0, 2, 1)
+    fn = lambda x: c + a @ x + 0.5 * jnp.einsum("iab,a,b->i", A, x, x)
+    mean, cov = exact.quadratic_form_moments_from_values(fn, 5, jnp.float64)
+    np.testing.assert_allclose(mean, c + 0.5 * np.trace(A, axis1=1, axis2=2), rtol=1e-12)
+    np.testing.assert_allclose(cov, a @ a.T + 0.5 * np.einsum("iab,jba->ij", A, A), rtol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------
