@@ -3,7 +3,8 @@
 Floors (imports point down; README "Layout" and docs/notation.md say what each holds):
 
     floor 3   widgets/  experiments/  grading/        what lessons touch
-    floor 2   problems  metagrad  exact  plots        the engine, its exact references, figures
+    floor 2   problems  metagrad  estimators  exact  plots   the engine, other estimators, exact
+              references, figures
     floor 1   envs/  agents  reinforce  stats  mixing  checks  progress   building blocks
     apart     device, lazy, make_notebooks, make_site
 

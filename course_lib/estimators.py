@@ -60,17 +60,17 @@ def _trace_problem(problem: MetaProblem) -> MetaProblem:
             lambda n, s: forget(n, s) if metagrad._is_differentiable(s) else n, new, state
         )
 
-    exact = problem.exact
-    if isinstance(exact, GaussianHooks):
-        expected = exact.expected_losses
-        exact = exact._replace(expected_losses=lambda eta, horizon: expected(eta[:-1], horizon))
+    hooks = problem.exact
+    if isinstance(hooks, GaussianHooks):
+        expected = hooks.expected_losses
+        hooks = hooks._replace(expected_losses=lambda eta, horizon: expected(eta[:-1], horizon))
     return dataclasses.replace(
         problem,
         meta_names=(*problem.meta_names, "trace_decay"),
         eta0=jnp.append(problem.eta0, 0.0),
         inner_update=inner_update,
         hyper_parameters=lambda eta: problem.hyper_parameters(eta[:-1]),
-        exact=exact,
+        exact=hooks,
     )
 
 
