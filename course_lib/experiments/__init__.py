@@ -6,8 +6,10 @@ tuned online. One meta-update is one block of K inner updates from the agent's c
 meta-gradients g_1..g_K are mixed with weights w (docs/notation.md §3): one-hot at K for the K-step
 estimator ("k5"), geometric ∝ λ_mix^(k−1) for the mixing estimator ("mix5"), zero for the
 ``fixed`` control whose η never moves; "k1" is the one-step meta-gradient of Xu et al. 2018.
-Every block draws K + 1 rollouts (K inner batches and one outer batch); all of them count as
-environment steps.
+Every block draws K + 1 rollouts (K inner batches and one outer batch; K + M for ``k<K>x<M>``, the
+K-step estimator scored on M outer batches); all of them count as environment steps. Controls
+start from named points (``k1@poor``: ``ExperimentConfig.starts``), and ``full_config`` asks
+whether self-tuning replaces lesson 02's sweep (``sweep``).
 
 At each checkpoint the agent is frozen and ``n_variance_samples`` independent replicas of a
 ``k_var``-step block (``k_var`` = the largest K of the experiment) are drawn from its current state,
@@ -53,6 +55,7 @@ from course_lib.experiments.analysis import (
     Headline,
     Interval,
     OverTraining,
+    Recovery,
     agreement,
     choose_estimator,
     debiased_snr,
@@ -65,6 +68,7 @@ from course_lib.experiments.analysis import (
     paired_difference,
     paired_interval,
     plot_runs,
+    recovery,
     return_gap,
     scale_free_measures,
     seed_interval,
@@ -118,6 +122,7 @@ __all__ = [
     "Headline",
     "Interval",
     "OverTraining",
+    "Recovery",
     "PARTIAL_SUFFIX",
     "Plan",
     "Results",
@@ -140,6 +145,7 @@ __all__ = [
     "partial_path",
     "plot_runs",
     "quick_config",
+    "recovery",
     "return_gap",
     "save_results",
     "scale_free_measures",

@@ -204,6 +204,46 @@ def measure_ratio(
     return Interval(*np.exp(logged[:3]).tolist(), level)
 
 
+class Recovery(NamedTuple):
+    """How far a tuner started from a poor setting gets (``recovery``): final returns, paired."""
+
+    tuned: str
+    gain: Interval  # tuned − the poor start held fixed
+    shortfall: Interval  # the sweep's best held fixed − tuned
+    recovered: Interval  # (tuned − poor) / (swept − poor): the share of the sweep's gain recovered
+    env_steps: int  # environment steps per agent over the whole run (the tuner's cost)
+
+
+def recovery(
+    results: Results,
+    tuned: str,
+    poor: str = "fixed5@poor",
+    swept: str = "fixed5@swept",
+    level: float = 0.9,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> Recovery:
+    """Does self-tuning replace a sweep? ``tuned`` (e.g. ``k1@poor``) against the poor start held
+    fixed and the sweep's best setting held fixed, by final return (``final_returns``), seed by
+    seed. ``recovered`` is a ratio of means over seeds, its interval from resampling seeds."""
+    finals = final_returns(results)
+    per_seed = np.stack([finals[results.index(name)] for name in (poor, tuned, swept)], axis=-1)
+
+    def share(s):  # [n_seeds, n_boot, 3] -> [n_boot]
+        m = s.mean(axis=0)
+        return (m[..., 1] - m[..., 0]) / (m[..., 2] - m[..., 0])
+
+    low, high = stats.bootstrap_ci(per_seed, share, jax.random.PRNGKey(seed), n_boot, level)
+    bootstrap = dict(n_boot=n_boot, seed=seed)
+    return Recovery(
+        tuned,
+        paired_interval(per_seed[:, 0], per_seed[:, 1], level, **bootstrap),
+        paired_interval(per_seed[:, 1], per_seed[:, 2], level, **bootstrap),
+        Interval(float(share(per_seed[:, None])[0]), float(low), float(high), level),
+        int(results.env_steps[-1]),
+    )
+
+
 class OverTraining(NamedTuple):
     """A per-run series over checkpoints, summarised over seeds: mean and bootstrap interval."""
 
