@@ -350,9 +350,9 @@ def estimator_cost(
                   per estimate, since z is carried over, where g_k needs a fresh k-step block;
         "es"      2 N k: N pairs of k-step runs, no derivatives.
 
-    Estimators at equal compute C average C / cost independent estimates: divide the variance
-    by that and multiply the SNR by its square root. E.g. with n_eta = 2 and jvp_cost = 2, one
-    g_k costs as much as N = 2.5 ES pairs at the same k.
+    Estimators at equal compute C average m = C / cost independent estimates: divide the
+    variance by m, and so multiply the SNR ‖E g‖² / tr Cov g by m. E.g. with n_eta = 2 and
+    jvp_cost = 2, one g_k costs as much as N = 2.5 ES pairs at the same k.
     """
     check_choice("kind", kind, ESTIMATOR_COSTS)
     check_int("k", k)
