@@ -67,6 +67,7 @@ _CHECKS = {
         "check_debiased_snr",
         "check_choose_estimator",
     ),
+    "beyond": ("check_sampling_correction", "check_antithetic_es"),
 }
 _MODULE_OF = {name: module for module, names in _CHECKS.items() for name in names}
 
