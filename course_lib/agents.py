@@ -235,28 +235,42 @@ def default_hyper(gamma=0.95, lam=0.9, entropy_cost=0.01, value_cost=0.5) -> Hyp
     return Hyper(*(jnp.asarray(x, jnp.float32) for x in (gamma, lam, entropy_cost, value_cost)))
 
 
-def _targets(params: ActorCriticParams, traj: Trajectory, gamma, lam) -> tuple[Array, Array]:
-    """λ-return targets and the values they are compared with; values enter targets as constants."""
-    values = state_value(params, traj.obs)
-    bootstrap = jax.lax.stop_gradient(state_value(params, traj.last_obs))
-    frozen = jax.lax.stop_gradient(values)
-    next_values = jnp.concatenate([frozen[1:], bootstrap[None]], axis=0)
+def _targets(critic: ActorCriticParams, traj: Trajectory, gamma, lam) -> tuple[Array, Array]:
+    """λ-return targets and the baseline v(s_t), both read from the critic of ``critic``.
+
+    No stop-gradient here: the callers choose what the critic's values are constants for.
+    """
+    values = state_value(critic, traj.obs)
+    bootstrap = state_value(critic, traj.last_obs)
+    next_values = jnp.concatenate([values[1:], bootstrap[None]], axis=0)
     returns = lambda_returns(traj.rewards, traj.discounts, next_values, bootstrap, gamma, lam)
     return returns, values
 
 
-def a2c_loss(params: ActorCriticParams, traj: Trajectory, hyper: Hyper) -> tuple[Array, dict]:
+def a2c_loss(
+    params: ActorCriticParams,
+    traj: Trajectory,
+    hyper: Hyper,
+    critic: ActorCriticParams | None = None,
+) -> tuple[Array, dict]:
     """Advantage actor-critic loss on one batch.
 
     ``L = mean[−A_t log π(a_t|s_t)] + c_v mean[(G^λ_t − v(s_t))²] − c_ent mean[H(π(·|s_t))]``
-    with ``G^λ`` the λ-return under (γ, λ) and ``A_t = G^λ_t − v(s_t)``. Values inside the targets
-    are constants, so gradients w.r.t. θ are the usual A2C ones while γ, λ and the costs stay
-    differentiable (that is what a meta-gradient needs).
+    with ``G^λ`` the λ-return under (γ, λ) and ``A_t = G^λ_t − v(s_t)``. The critic values inside
+    the targets and the baseline are constants for ∇_θ (semi-gradient TD), while γ, λ and the
+    costs stay differentiable (that is what a meta-gradient needs).
+
+    ``critic``: the weights those values are read from. None: ``stop_gradient(params)``, so no
+    derivative at all reaches them. Passing ``params`` themselves from outside ``jax.grad`` keeps
+    them constants for ∇_θ yet lets a meta-gradient see how the critic's values depend on η
+    through earlier updates (``problems.snake_problem(critic_targets="full")``).
     """
-    returns, values = _targets(params, traj, hyper.gamma, hyper.lam)
+    critic = jax.lax.stop_gradient(params) if critic is None else critic
+    returns, baseline = _targets(critic, traj, hyper.gamma, hyper.lam)
     logits = policy_logits(params, traj.obs)
+    values = state_value(params, traj.obs)
     return actor_critic_loss(
-        logits, traj.actions, values, returns, hyper.value_cost, hyper.entropy_cost
+        logits, traj.actions, values, returns, hyper.value_cost, hyper.entropy_cost, baseline
     )
 
 
@@ -267,15 +281,19 @@ def actor_critic_loss(
     returns: Array,
     value_cost: Array | float,
     entropy_cost: Array | float,
+    baseline: Array | None = None,
 ) -> tuple[Array, dict]:
     """The three A2C terms on given network outputs and return targets.
 
-    ``L = mean[−A_t log π(a_t)] + c_v mean[(G_t − v_t)²] − c_ent mean[H(π)]``, ``A_t = G_t − ⊥v_t``
-    (⊥: stop-gradient, so the policy term does not train the critic).
+    ``L = mean[−A_t log π(a_t)] + c_v mean[(G_t − v_t)²] − c_ent mean[H(π)]``, ``A_t = G_t − b_t``
+    with the baseline ``b_t = ⊥v_t`` by default (⊥: stop-gradient, so the policy term does not
+    train the critic); ``a2c_loss`` passes its own to choose what the baseline is a constant for.
 
-    Shapes: logits [..., n_actions]; actions, values, returns [...]. Returns (loss, terms).
+    Shapes: logits [..., n_actions]; actions, values, returns, baseline [...]. Returns
+    (loss, terms).
     """
-    pg = policy_gradient_loss(logits, actions, returns - jax.lax.stop_gradient(values))
+    baseline = jax.lax.stop_gradient(values) if baseline is None else baseline
+    pg = policy_gradient_loss(logits, actions, returns - baseline)
     value_loss = jnp.mean((returns - values) ** 2)
     ent = jnp.mean(entropy(logits))
     loss = pg + value_cost * value_loss - entropy_cost * ent
@@ -289,10 +307,11 @@ def policy_gradient_outer_loss(
 
     ``L_out(θ'; τ') = mean[−A'_t log π_θ'(a_t|s_t)]`` on a batch τ' the inner update has not seen
     (Xu et al. 2018). Its gradient with respect to θ' is the direction that improves the return.
+    The critic's values in it (the baseline and the bootstrap) are constants for every derivative,
+    meta-gradients included: the baseline is a variance reducer, not part of the objective.
     """
-    returns, values = _targets(params, traj, gamma, lam)
-    advantages = returns - jax.lax.stop_gradient(values)
-    return policy_gradient_loss(policy_logits(params, traj.obs), traj.actions, advantages)
+    returns, baseline = _targets(jax.lax.stop_gradient(params), traj, gamma, lam)
+    return policy_gradient_loss(policy_logits(params, traj.obs), traj.actions, returns - baseline)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from course_lib.checks import check_int
+from course_lib.checks import check_choice, check_int
 from course_lib.envs import bandit, quadratic
 
 if TYPE_CHECKING:  # the Snake builder imports these itself, so the toys never load jumanji
@@ -327,6 +327,7 @@ class SnakeAgentState(NamedTuple):
 
 
 SNAKE_OPTIMIZERS = ("sgd", "rmsprop")
+CRITIC_TARGETS = ("semi", "full")
 
 
 def _logit(x: float) -> float:
@@ -366,6 +367,7 @@ def snake_problem(
     outer_lam: float = 1.0,
     warmup_updates: int = 300,
     seed: int = 0,
+    critic_targets: str = "semi",
 ) -> MetaProblem:
     """Actor-critic on jumanji's Snake with meta-learnt discount, λ and entropy cost.
 
@@ -386,6 +388,13 @@ def snake_problem(
       warmup_updates: A2C updates (``agents.make_train``: RMSProp 3e-3, the inner hyper-parameters
         at ``eta0``) before the meta-gradient is measured; 0 starts from fresh weights.
       seed: initial weights and boards.
+      critic_targets: what the meta-gradient sees of the critic's values inside the inner loss
+        (the λ-return targets and the advantage's baseline; constants for ∇_θ either way, so
+        the inner update is the same). "semi" (the usual convention): constants for η too, so
+        once the critic learns, g_k is not the derivative of L_k(η). "full": η reaches them
+        through the critic's weights, which earlier updates moved; g_k = dL_k/dη with the data
+        held fixed. The outer loss's critic values stay constants in both: its baseline is a
+        variance reducer, not part of the objective.
 
     Why these defaults: an agent that has started to eat fruit (the mean return rises from about
     0.15 to 2 over the warm-up) has advantages worth differentiating; a fresh one has a near-uniform
@@ -398,6 +407,7 @@ def snake_problem(
 
     if optimizer not in SNAKE_OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {SNAKE_OPTIMIZERS}, got {optimizer!r}")
+    check_choice("critic_targets", critic_targets, CRITIC_TARGETS)
     for name, value in (("gamma", gamma), ("lam", lam)):
         if not 0 < value < 1:
             raise ValueError(
@@ -433,7 +443,9 @@ def snake_problem(
     def inner_update(state, traj, eta):
         gamma_, lam_, entropy_cost_ = hyper_parameters(eta)
         hyper = agents.Hyper(gamma_, lam_, entropy_cost_, hyper0.value_cost)
-        grads, _ = jax.grad(agents.a2c_loss, has_aux=True)(state.params, traj, hyper)
+        # the weights read outside jax.grad: constants for ∇_θ, still functions of η
+        critic = state.params if critic_targets == "full" else None
+        grads, _ = jax.grad(agents.a2c_loss, has_aux=True)(state.params, traj, hyper, critic)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         return SnakeAgentState(
             optax.apply_updates(state.params, updates), opt_state, state.env_state
@@ -458,6 +470,7 @@ def snake_problem(
         outer_lam=float(outer_lam),
         warmup_updates=warmup_updates,
         seed=seed,
+        critic_targets=critic_targets,
     )
     return MetaProblem(
         name="snake",
