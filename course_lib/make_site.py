@@ -264,29 +264,23 @@ def _split_row(line: str) -> list[str]:
     return [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
 
 
-def lessons_table(readme: str, titles: dict[str, str]) -> str:
-    """The README's lesson table (under "## The lessons") as Markdown, one row per lesson of
-    ``titles`` (stem -> title, in order), each title a link to its page.
-
-    Raises:
-      BuildError: a lesson without a row in the README's table.
-    """
+def lessons_table(readme: str, titles: dict[str, str]) -> tuple[str, list[str]]:
+    """(the README's lesson table, under "## The lessons", as Markdown with one row per lesson of
+    ``titles`` (stem -> title, in order) and each title a link to its page; the lessons that
+    have no row there, whose other columns stay empty). A row belongs to the lesson whose number
+    is in its first column."""
     section = readme.split("## The lessons", 1)[-1]
     lines = [line for line in section.split("\n## ")[0].splitlines() if line.startswith("|")]
     header, rows = _split_row(lines[0]), [_split_row(line) for line in lines[2:]]
     keep = [i for i, name in enumerate(header) if name not in ("#", "notebook")]
-    by_stem = {}
-    for row in rows:
-        stem = row[header.index("notebook")].strip("`") if "notebook" in header else row[0]
-        by_stem[stem] = row
+    by_number = {row[0]: row for row in rows}
     table = ["| # | lesson | " + " | ".join(header[i] for i in keep) + " |"]
     table.append("|---" * (2 + len(keep)) + "|")
     for stem, title in titles.items():
-        if stem not in by_stem:
-            raise BuildError(f"solutions/{stem}.ipynb has no row in the README's lesson table")
-        cells = [stem[:2], f"[{title}]({stem}.html)"] + [by_stem[stem][i] for i in keep]
+        row = by_number.get(stem[:2], [""] * len(header))
+        cells = [stem[:2], f"[{title}]({stem}.html)"] + [row[i] for i in keep]
         table.append("| " + " | ".join(cells) + " |")
-    return "\n".join(table)
+    return "\n".join(table), [stem for stem in titles if stem[:2] not in by_number]
 
 
 def _markdown(notebook: nbformat.NotebookNode) -> list[str]:
@@ -410,10 +404,13 @@ def build(
         page = render(notebook, f"Lesson {stem[:2]} — {titles[stem]}")
         pages[f"{stem}.html"] = rewrite_links(page, f"solutions/{stem}.ipynb", links)
     readme = (root / "README.md").read_text()
+    table, without_row = lessons_table(readme, titles)
+    for stem in without_row:
+        log(f"{stem}: no row in the README's lesson table, so the index gives only its title")
     opening = readme.split("\n## ", 1)[0]
     pages["index.html"] = rewrite_links(render(_markdown_notebook(
         opening,
-        "## The lessons\n\n" + lessons_table(readme, titles) + "\n\nEach page is the whole "
+        "## The lessons\n\n" + table + "\n\nEach page is the whole "
         f"lesson, its solutions included, executed {mode}, and each explorer a still. To do the "
         "exercises and move the explorers, install the course and open it in JupyterLab "
         "(`make lab`, see the README).",
