@@ -58,17 +58,17 @@ def _one_sided(loss_fn, eta, sigma, epsilons):
 WRONG = {
     "8.1 sum over every batch": (
         "8.1",
-        lambda l, s: np.asarray(l)[:, None] * np.asarray(s).sum(0),
+        lambda loss, s: np.asarray(loss)[:, None] * np.asarray(s).sum(0),
         "a cumulative sum over j < k",
     ),
     "8.1 the last update's batch left out": ("8.1", _exclusive, "include j = k − 1"),
-    "8.1 loss missing": ("8.1", lambda l, s: np.cumsum(s, axis=0), "multiply the summed scores"),
+    "8.1 loss missing": ("8.1", lambda loss, s: np.cumsum(s, axis=0), "multiply the summed scores"),
     "8.1 only the last batch": (
         "8.1",
-        lambda l, s: np.asarray(l)[:, None] * np.asarray(s),
+        lambda loss, s: np.asarray(loss)[:, None] * np.asarray(s),
         "not only of τ_{k−1}",
     ),
-    "8.1 sign": ("8.1", lambda l, s: -sampling_correction(l, s), "the sign is flipped"),
+    "8.1 sign": ("8.1", lambda loss, s: -sampling_correction(loss, s), "the sign is flipped"),
     "8.2 no 1/(2σ)": (
         "8.2",
         lambda f, e, s, x: antithetic_es(f, e, s, x) * 2 * s,
@@ -106,9 +106,7 @@ def test_reference_correction_turns_g_k_into_the_library_corrected_meta_gradient
         )
         np.testing.assert_allclose(
             corrected,
-            metagrad.k_step_meta_gradients(
-                problem, problem.eta0, key, k, sampling_correction=True
-            ),
+            metagrad.k_step_meta_gradients(problem, problem.eta0, key, k, sampling_correction=True),
             rtol=1e-12,
             atol=1e-15,
         )

@@ -86,25 +86,25 @@ def check_sampling_correction(rng) -> tuple[Comparison, Comparison]:
     ]
     mistakes = [
         (
-            lambda l, s: l[:, None] * jnp.sum(s, axis=0),
+            lambda loss, s: loss[:, None] * jnp.sum(s, axis=0),
             "L_k depends only on the batches drawn before it: a cumulative sum over j < k "
             "(jnp.cumsum), not the sum over all K batches",
         ),
         (
-            lambda l, s: l[:, None] * (jnp.cumsum(s, axis=0) - s),
+            lambda loss, s: loss[:, None] * (jnp.cumsum(s, axis=0) - s),
             "include j = k − 1: τ_{k−1} (score_gradients[k − 1]) trained θ_k, so L_k depends on "
             "it; the cumulative sum is inclusive",
         ),
         (
-            lambda l, s: jnp.cumsum(s, axis=0),
+            lambda loss, s: jnp.cumsum(s, axis=0),
             "multiply the summed scores by the loss L_k: the score-function term is L · ∇ log P",
         ),
         (
-            lambda l, s: l[:, None] * s,
+            lambda loss, s: loss[:, None] * s,
             "L_k needs the scores of every earlier batch, not only of τ_{k−1}: a cumulative sum",
         ),
         (
-            lambda l, s: -l[:, None] * jnp.cumsum(s, axis=0),
+            lambda loss, s: -loss[:, None] * jnp.cumsum(s, axis=0),
             "the sign is flipped: ∇ E[L] = E[∇L + L ∇ log P], a plus",
         ),
     ]
@@ -116,7 +116,11 @@ def check_sampling_correction(rng) -> tuple[Comparison, Comparison]:
         mistakes=mistakes,
         output_name="correction",
     )
-    n_arms, batch_size, k = int(rng.integers(2, 4)), int(rng.integers(1, 3)), int(rng.integers(2, 5))
+    n_arms, batch_size, k = (
+        int(rng.integers(2, 4)),
+        int(rng.integers(1, 3)),
+        int(rng.integers(2, 5)),
+    )
     problem = random_bandit(rng, n_arms, batch_size)
 
     def on_a_bandit(rng):
@@ -225,6 +229,7 @@ def check_antithetic_es(rng) -> tuple[Comparison, Comparison]:
         {"loss_fn": edge, "eta": f32([0.5, -1.0]), "sigma": 0.5, "epsilons": eps},
         {"loss_fn": edge, "eta": f32([1.0, 0.5]), "sigma": 0.25, "epsilons": eps[:1]},
     ]
+
     def one_sided(f, e, s, x):
         return jnp.einsum("nk,ne->ke", jax.vmap(f)(e + s * x) - f(e), x) / (x.shape[0] * s)
 
