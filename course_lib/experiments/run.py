@@ -175,14 +175,14 @@ def make_sampler(problem: MetaProblem, k_var: int, n_variance_samples: int) -> C
 # Running: chunks between checkpoints, saved after each so an interrupted run resumes
 
 
-def _initial_runs(plan: Plan, indices: Sequence[int]) -> RunState:
+def _initial_runs(plan: Plan, indices: Sequence[int], states: Sequence) -> RunState:
     """Runs of the estimators ``indices`` (estimator-major, then seed), stacked on a leading axis.
 
     Seed s starts from the same θ_0, boards and run key for every estimator: common random numbers.
-    η starts at each estimator's ``plan.eta0`` (its start, or the problem's defaults).
+    η starts at each estimator's ``plan.eta0`` (its start, or the problem's defaults); ``states``
+    are the seeds' problem states (``_seed_problem_state``).
     """
     config = plan.config
-    states = [_seed_problem_state(plan, s) for s in range(config.n_seeds)]
     meta_optimizer = make_meta_optimizer(config.meta_learning_rate, config.meta_clip)
     runs = [
         RunState(
@@ -247,7 +247,7 @@ def run_experiment(
         from it, ``overwrite`` or not.
       overwrite: allow replacing an existing ``out``, and a partial run with other settings or
         one that cannot be read (it is started afresh).
-      progress: show a tqdm bar, one tick per step.
+      progress: show tqdm bars: the seeds' warm-ups, then one tick per step, with the time left.
       command: the command line to record in the sidecar (``python -m course_lib.experiments``
         passes it; relative to the repository).
     Returns:
@@ -271,9 +271,11 @@ def run_experiment(
     # Per checkpoint: one chunk per group of estimators sharing K and M, then one measuring step.
     steps_per_checkpoint = len(plan.groups) + 1
     n_steps = config.n_checkpoints * steps_per_checkpoint
-    state = RunProgress(
-        0, [_initial_runs(plan, i) for *_, i in plan.groups], _empty_logs(plan), 0.0
-    )
+    # The seeds' warm-ups (and their compiling) come before the first chunk: a bar of their own.
+    seeds = tqdm(range(config.n_seeds), desc="warming up seeds", disable=not progress)
+    states = [_seed_problem_state(plan, s) for s in seeds]
+    fresh = [_initial_runs(plan, indices, states) for *_, indices in plan.groups]
+    state = RunProgress(0, fresh, _empty_logs(plan), 0.0)
     if partial is not None:
         state = load_partial(partial, config, state, n_steps, overwrite)
     weights = [
