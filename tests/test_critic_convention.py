@@ -187,3 +187,8 @@ def test_the_conventions_differ_from_g_2_on():
     # g_1: θ_0's critic does not depend on η, so nothing differs; g_2 reads θ_1's critic
     np.testing.assert_allclose(semi[0], full[0], rtol=1e-12)
     assert np.linalg.norm(semi[1] - full[1]) > 1e-3 * np.linalg.norm(full[1])
+
+
+def test_an_unknown_convention_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"critic_targets must be one of \['semi', 'full'\]"):
+        metagrad.make_problem("snake", critic_targets="half")
