@@ -1,4 +1,4 @@
-"""Live explorers for lessons 01, 03, 04–05 and 07: sliders over cached or stored results.
+"""Live explorers for lessons 01, 03, 04–05, 07 and 08: sliders over cached or stored results.
 
 Each explorer precomputes or stores what it shows, so a slider move only looks numbers up (or
 recombines a cache with NumPy), sets the artists that change and blits them onto a cached
@@ -14,6 +14,7 @@ Modules, one idea each:
   ``recombination`` its NumPy arithmetic (``recombine``, ``curve_values``, ``reachable_maxima``).
 - ``runs``: lesson 06's ``RunsExplorer``, the runs of a capstone experiment to compare.
 - ``trial_decision``: lesson 07's ``TrialDecisionExplorer`` over the practitioner's rule.
+- ``estimator_map``: lesson 08's ``EstimatorMapExplorer``, every estimator family on one map.
 - ``progress_bars``: ``progress_bar``, a tqdm bar fed by compiled loops.
 
 Every explorer is driven from code by ``set(...)``, which checks every value before any control
@@ -23,6 +24,7 @@ subclasses ``SliderExplorer`` (its docstring lists the three methods to write).
 
 from course_lib.widgets.base import SliderExplorer
 from course_lib.widgets.batch_size import BatchSizeExplorer
+from course_lib.widgets.estimator_map import EstimatorFamily, EstimatorMapExplorer
 from course_lib.widgets.figure import BlitFigure
 from course_lib.widgets.meta_gradient import MetaGradientExplorer
 from course_lib.widgets.meta_learning_rate import MetaLearningRateExplorer
@@ -42,6 +44,8 @@ __all__ = [
     "EXPLORER_KINDS",
     "BatchSizeExplorer",
     "BlitFigure",
+    "EstimatorFamily",
+    "EstimatorMapExplorer",
     "MetaGradientExplorer",
     "MetaLearningRateExplorer",
     "RunsExplorer",
