@@ -192,3 +192,11 @@ def test_the_conventions_differ_from_g_2_on():
 def test_an_unknown_convention_is_refused_by_name():
     with pytest.raises(ValueError, match=r"critic_targets must be one of \['semi', 'full'\]"):
         metagrad.make_problem("snake", critic_targets="half")
+
+
+def test_full_path_forward_mode_matches_reverse_mode():
+    problem = metagrad.make_problem("snake", critic_targets="full", **SETTINGS)
+    key, eta = jax.random.key(2), problem.eta0 + 0.2
+    forward = metagrad.k_step_meta_gradients(problem, eta, key, 3, mode="forward")
+    reverse = metagrad.k_step_meta_gradients(problem, eta, key, 3, mode="reverse")
+    np.testing.assert_allclose(forward, reverse, rtol=1e-10, atol=1e-14)
