@@ -236,7 +236,7 @@ def default_hyper(gamma=0.95, lam=0.9, entropy_cost=0.01, value_cost=0.5) -> Hyp
 
 
 def _targets(critic: ActorCriticParams, traj: Trajectory, gamma, lam) -> tuple[Array, Array]:
-    """λ-return targets and the baseline v(s_t), both read from the critic of ``critic``.
+    """λ-return targets and the baseline v(s_t), both from the value network of ``critic``.
 
     No stop-gradient here: the callers choose what the critic's values are constants for.
     """
