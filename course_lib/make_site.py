@@ -178,7 +178,13 @@ def executed(
 
 # --- Stills of widgets ------------------------------------------------------------------------
 
-BOXES = {"VBoxModel": "column", "BoxModel": "column", "HBoxModel": "row"}
+# (flex direction, how children align across it): a column's children keep their own width (a
+# stretched image would be distorted), a row's are centred on one line.
+BOXES = {
+    "VBoxModel": ("column", "flex-start"),
+    "BoxModel": ("column", "flex-start"),
+    "HBoxModel": ("row", "center"),
+}
 SHOWN_AS_IS = {"HTMLModel", "HTMLMathModel"}
 
 
@@ -214,7 +220,8 @@ def widget_still(states: dict, model_id: str) -> tuple[str, bool]:
     if name in BOXES:
         parts = [widget_still(states, _model_id(ref)) for ref in state["children"]]
         inner = "".join(part for part, _ in parts)
-        style = f"display:flex;flex-direction:{BOXES[name]};gap:4px 12px;flex-wrap:wrap"
+        direction, align = BOXES[name]
+        style = f"display:flex;flex-flow:{direction} wrap;align-items:{align};gap:4px 12px"
         return f'<div style="{style}">{inner}</div>', any(control for _, control in parts)
     if name in SHOWN_AS_IS:
         return f"<div>{state.get('value', '')}</div>", False
