@@ -295,7 +295,13 @@ def _markdown(notebook: nbformat.NotebookNode) -> list[str]:
 
 
 def _markdown_notebook(*texts: str) -> nbformat.NotebookNode:
-    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(t) for t in texts])
+    cells = [_markdown_cell(text, f"page-{index}") for index, text in enumerate(texts)]
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+def _markdown_cell(text: str, cell_id: str) -> nbformat.NotebookNode:
+    # A fixed id (nbformat draws a random one), so that a rebuild writes the same page.
+    return nbformat.v4.new_markdown_cell(text, id=cell_id)
 
 
 def _navigation(stems: list[str], titles: dict[str, str], index: int) -> str:
@@ -403,11 +409,12 @@ def build(
         notebook = notebooks[stem]
         freeze_widgets(notebook)
         navigation = _navigation(stems, titles, index)
-        notebook.cells.insert(0, nbformat.v4.new_markdown_cell(
+        notebook.cells.insert(0, _markdown_cell(
             f"{navigation}\n\n*The lesson with its solutions, executed {mode}. To do the exercises "
-            "yourself, install the course and open it in JupyterLab (`make lab`).*"
+            "yourself, install the course and open it in JupyterLab (`make lab`).*",
+            "site-navigation-top",
         ))  # fmt: skip
-        notebook.cells.append(nbformat.v4.new_markdown_cell(navigation))
+        notebook.cells.append(_markdown_cell(navigation, "site-navigation-bottom"))
         page = render(notebook, f"Lesson {stem[:2]} — {titles[stem]}")
         pages[f"{stem}.html"] = rewrite_links(page, f"solutions/{stem}.ipynb", links)
     readme = (root / "README.md").read_text()

@@ -250,3 +250,10 @@ def test_the_committed_site_shows_every_lesson_at_full_size():
     _check_site(SITE, LESSONS)
     for stem in LESSONS:
         assert "executed at full size" in (SITE / f"{stem}.html").read_text(), stem
+
+
+def test_a_page_renders_the_same_every_time():
+    def page():
+        return make_site.render(make_site._markdown_notebook("# Title", "text $x$"), "Title")
+
+    assert page() == page()
