@@ -23,8 +23,10 @@ Modules, one job each:
 - ``run``: the compiled chunk of meta-updates, the variance sampler, ``run_experiment``.
 - ``results``: ``Results``, the results file, the partial file a run resumes from, the sidecar.
 - ``analysis``: what lessons 06 and 07 read from results (NumPy only): returns, variance and SNR,
-  scale-free measures, statistics over seeds with bootstrap intervals, and ``agreement``, which
-  compares a regenerated run with the stored one within those intervals.
+  the trial decision, the runs' panels;
+- ``intervals``: statistics over seeds with bootstrap intervals, the scale-free measures of every
+  run and checkpoint, and ``agreement``, which compares a regenerated run with the stored one
+  within those intervals.
 - ``sweep``: lesson 02's sweep of γ, λ and the entropy cost, stored as data (its best setting is
   the capstone's "swept" control).
 - ``__main__``: the command line, ``python -m course_lib.experiments snake --help``::
@@ -32,8 +34,8 @@ Modules, one job each:
     python -m course_lib.experiments snake --estimators k1,k5,mix5,fixed5 --seeds 4 \\
         --out results/snake.npz
 
-Importing this package, ``analysis`` or ``results`` loads neither the engine nor the environments;
-the runner's names (``run_experiment``, ``main``, ...) load them when first used.
+Importing this package, ``analysis``, ``intervals`` or ``results`` loads neither the engine nor the
+environments; the runner's names (``run_experiment``, ``main``, ...) load them when first used.
 
 Results are a compressed ``.npz`` holding the settings (a JSON string) and every logged series;
 ``load_results`` reads them back. After every step the run's state is saved next to ``--out``
@@ -50,33 +52,35 @@ backend, so a reader can tell which case they are in.
 
 from course_lib import lazy
 from course_lib.experiments.analysis import (
-    Agreement,
     Decision,
     Headline,
-    Interval,
-    OverTraining,
-    Recovery,
-    agreement,
     choose_estimator,
     debiased_snr,
     final_returns,
     headline,
     measure_estimators,
-    measure_ratio,
-    over_training,
     own_snr,
     paired_difference,
-    paired_interval,
     plot_runs,
+    steps_per_rollout,
+    trial_decision,
+    variance_by_k,
+    variance_ratio,
+)
+from course_lib.experiments.intervals import (
+    Agreement,
+    Interval,
+    OverTraining,
+    Recovery,
+    agreement,
+    measure_ratio,
+    over_training,
+    paired_interval,
     recovery,
     return_gap,
     scale_free_measures,
     seed_interval,
     snr_over_training,
-    steps_per_rollout,
-    trial_decision,
-    variance_by_k,
-    variance_ratio,
 )
 from course_lib.experiments.results import (
     PARTIAL_SUFFIX,
