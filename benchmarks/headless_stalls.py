@@ -23,41 +23,25 @@ import argparse
 import os
 import pathlib
 import statistics
-import time
 
-import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError
+from lessons import ROOT, run_lesson
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
 STALL_FRACTION = 0.9
 
 
 def run_once(nb_path: pathlib.Path, upto: int, timeout: float) -> tuple[float, int, bool]:
-    """(slowest cell's seconds, its index, whether a cell timed out) for one headless execution."""
-    nb = nbformat.read(nb_path, as_version=4)
-    nb.cells = nb.cells[: upto + 1]
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
-    )
-    slowest, slowest_index = 0.0, -1
-    with client.setup_kernel():
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            start = time.perf_counter()
-            try:
-                client.execute_cell(cell, index)
-            except CellTimeoutError:
-                return timeout, index, True
-            seconds = time.perf_counter() - start
-            # nbclient may stop waiting for a stalled cell's output at the timeout without raising:
-            # the cell then "takes" the whole timeout, which is the stall this script looks for.
-            if seconds >= STALL_FRACTION * timeout:
-                return seconds, index, True
-            if seconds > slowest:
-                slowest, slowest_index = seconds, index
-    return slowest, slowest_index, False
+    """(slowest cell's seconds, its index, whether a cell stalled) for one headless execution.
+
+    nbclient may stop waiting for a stalled cell's output at the timeout without raising: the cell
+    then "takes" the whole timeout, which counts as a stall like a raised timeout does.
+    """
+    run = run_lesson(nb_path, cell_timeout=timeout, upto=upto)
+    if "failed_cell" in run:
+        if not run["timed_out"]:
+            raise RuntimeError(f"cell {run['failed_cell']} failed: {run['error']}")
+        return timeout, run["failed_cell"], True
+    slowest = max(run["cells"], key=lambda cell: cell["seconds"])
+    return slowest["seconds"], slowest["index"], slowest["seconds"] >= STALL_FRACTION * timeout
 
 
 def main() -> None:

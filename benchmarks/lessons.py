@@ -57,16 +57,21 @@ def _environment(**values: str | None):
         _set_environment(saved)
 
 
-def run_lesson(path: pathlib.Path) -> dict:
-    """Executes one notebook in a fresh kernel; returns its total seconds, per-cell seconds and
-    stderr texts, and on an error the failing cell's index and the error."""
+def run_lesson(
+    path: pathlib.Path, cell_timeout: float = CELL_TIMEOUT_S, upto: int | None = None
+) -> dict:
+    """Executes one notebook (its cells 0..``upto``, all by default) in a fresh kernel; returns
+    its total seconds, per-cell seconds and stderr texts, and on an error the failing cell's index,
+    the error and whether it was a timeout."""
     nb = nbformat.read(path, as_version=4)
+    if upto is not None:
+        nb.cells = nb.cells[: upto + 1]
     client = NotebookClient(
         nb,
         # A bounded wait per cell: a cell that stalls (a lost kernel message, say) fails loudly
         # within minutes instead of holding the run for an hour. The slowest full-size cell takes
         # about a minute on 2 cores.
-        timeout=CELL_TIMEOUT_S,
+        timeout=cell_timeout,
         kernel_name=KERNEL,
         resources={"metadata": {"path": str(ROOT / "solutions")}},
     )
@@ -86,6 +91,7 @@ def run_lesson(path: pathlib.Path) -> dict:
                     "cells": cells,
                     "failed_cell": index,
                     "error": str(error),
+                    "timed_out": isinstance(error, CellTimeoutError),
                 }
             stderr = [o.get("text", "") for o in cell.outputs if o.get("name") == "stderr"]
             cells.append(
