@@ -22,7 +22,9 @@ def float64():
 @pytest.fixture(scope="module")
 def episodes():
     params = reinforce.init_policy(jax.random.PRNGKey(0))
-    return make_episode_sampler(n_envs=6, max_steps=100, policy_logits=mlp)(params, jax.random.PRNGKey(1))
+    return make_episode_sampler(n_envs=6, max_steps=100, policy_logits=mlp)(
+        params, jax.random.PRNGKey(1)
+    )
 
 
 @pytest.mark.parametrize(
@@ -54,7 +56,9 @@ def test_same_key_gives_same_episodes_and_other_keys_differ():
     sample = make_episode_sampler(n_envs=4, max_steps=60, policy_logits=mlp)
     a, b = sample(params, jax.random.PRNGKey(7)), sample(params, jax.random.PRNGKey(7))
     # A second sampler (a fresh gymnasium env) must reproduce them too.
-    c = make_episode_sampler(n_envs=4, max_steps=60, policy_logits=mlp)(params, jax.random.PRNGKey(7))
+    c = make_episode_sampler(n_envs=4, max_steps=60, policy_logits=mlp)(
+        params, jax.random.PRNGKey(7)
+    )
     d = sample(params, jax.random.PRNGKey(8))
     for x, y, z in zip(a, b, c, strict=True):
         np.testing.assert_array_equal(x, y)
@@ -96,9 +100,7 @@ def test_time_limit_truncates_every_episode():
     # No episode of CartPole can fail within its first 5 steps, so all are cut by the limit.
     out = make_episode_sampler(
         n_envs=3, max_steps=5, policy_logits=mlp, vectorization_mode="vector_entry_point"
-    )(
-        params, jax.random.PRNGKey(0)
-    )
+    )(params, jax.random.PRNGKey(0))
     np.testing.assert_array_equal(out.episode_returns, [5, 5, 5])
     np.testing.assert_array_equal(out.dones[-1], [True, True, True])
 

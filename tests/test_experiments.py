@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib import experiments, metagrad
+from course_lib import experiments, metagrad, self_tuning
 from course_lib.experiments import ExperimentConfig
 from course_lib.experiments import __main__ as main_module
 from course_lib.experiments import run as run_module
@@ -56,6 +56,7 @@ def test_every_logged_series_has_its_shape_and_is_finite(tiny_run):
         "hyper": (n_est, n_seeds, n_ckpt + 1, n_eta),
         "samples": (n_est, n_seeds, n_ckpt, n_var, k_var, n_eta),
         "skipped": (n_est, n_seeds, n_ckpt),
+        "weights": (n_est, n_seeds, n_ckpt, k_var),
         "variance": (n_est, n_seeds, n_ckpt, n_est),
         "snr": (n_est, n_seeds, n_ckpt, n_est),
     }
@@ -543,9 +544,8 @@ def test_outer_batches_score_the_last_meta_gradient_on_more_rollouts_of_the_same
 def test_full_config_asks_the_capstone_question_with_the_sweeps_best_setting():
     config = experiments.full_config()
     assert config.n_seeds >= 8
-    assert {"fixed5@swept", "fixed5@poor", "k1@poor", "k5@poor", "mix5@poor", "k5x5"} <= set(
-        config.estimators
-    )
+    controls = {"fixed5@swept", "fixed5@poor", "k1@poor", "k5@poor", "mix5@poor", "k5x5"}
+    assert controls | {"auto5"} <= set(config.estimators)
     assert config.starts["swept"] == sweep_module.load_sweep().best_setting()
     assert config.starts["poor"] == {"gamma": 0.8}
     # k5x5 uses as many outer batches per meta-update as mix5 mixes meta-gradients
@@ -600,6 +600,12 @@ def synthetic_results(samples, episode_return, estimators=("k1", "k2", "mix2")):
         hyper=np.zeros((e, s, c + 1, 3)),
         samples=samples,
         skipped=np.zeros((e, s, c), np.int32),
+        weights=np.stack(
+            [
+                np.broadcast_to(experiments.parse_estimator(name).weights(2, 0.5), (s, c, 2))
+                for name in estimators
+            ]
+        ),
     )
     return experiments.results.with_measurements(config, saved, ("a", "b", "c"))
 
@@ -709,3 +715,51 @@ def test_recovery_measures_the_share_of_the_sweeps_gain_a_tuner_gets_back():
     assert result.shortfall[:3] == pytest.approx((1.0, 1.0, 1.0))
     assert result.recovered.value == pytest.approx(0.75)
     assert result.recovered.low <= 0.75 <= result.recovered.high and result.env_steps == 400
+
+
+def test_self_tuning_mixing_runs_the_rule_it_states_inside_the_compiled_chunk():
+    """auto2's chunk against a plain Python loop over ``meta_gradient_block`` with the rule of
+    ``course_lib.self_tuning`` applied by hand: the same weights, moments and η after 3 updates;
+    its first update uses the prior (the geometric mix), so it moves η exactly as mix2 does."""
+    config = dataclasses.replace(TINY, estimators=("auto2", "mix2"), n_seeds=1)
+    plan = experiments.make_plan(config)
+    state = run_module._seed_problem_state(plan, 0)
+    runs = run_module._initial_runs(plan, [0, 1], [state])
+    prior = np.tile(experiments.parse_estimator("mix2").weights(2, 0.5), (2, 1)).astype(np.float32)
+    chunk = run_module.make_chunk(plan.problem, 2, 3, 1, 0.8, 2.0)
+    out, log = chunk(runs, jnp.asarray(prior), jnp.array([True, False]))
+    chunk_one = run_module.make_chunk(plan.problem, 2, 1, 1, 0.8, 2.0)
+    after_one, _ = chunk_one(runs, jnp.asarray(prior), jnp.array([True, False]))
+    np.testing.assert_array_equal(after_one.eta[0], after_one.eta[1])
+
+    run = jax.tree_util.tree_map(lambda leaf: leaf[0], runs)
+    optimizer = run_module.make_meta_optimizer(config.meta_learning_rate, config.meta_clip)
+    eta, opt_state, moments = run.eta, optimizer.init(run.eta), self_tuning.init_moments(2, 3)
+    problem_state, weights = run.problem_state, None
+    for u in range(3):
+        key = jax.random.fold_in(jax.random.fold_in(run.key, 0), u)
+        per_step, problem_state, _ = experiments.meta_gradient_block(
+            plan.problem, problem_state, eta, key, 2
+        )
+        weights = self_tuning.self_tuning_weights(moments, jnp.asarray(prior[0]), 2.0)
+        moments = self_tuning.update_moments(moments, per_step, 0.8)
+        updates, opt_state = optimizer.update(weights @ per_step, opt_state, eta)
+        eta = eta + updates
+    np.testing.assert_allclose(log.weights[0], weights, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(log.weights[0], prior[0])  # the weights did move
+    np.testing.assert_allclose(log.weights[1], prior[1])  # mix2's never do
+    np.testing.assert_allclose(out.mix_moments.mean[0], moments.mean, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out.eta[0], eta, rtol=1e-5, atol=1e-6)
+
+
+def test_a_run_with_self_tuning_mixing_logs_and_measures_its_moving_weights():
+    config = dataclasses.replace(TINY, estimators=("auto2", "k1"))
+    results = experiments.run_experiment(config, progress=False)
+    auto = results.weights[0]  # [S, C, k_var]
+    np.testing.assert_allclose(auto.sum(-1), 1.0, rtol=1e-5)
+    assert np.all(auto >= 0)
+    np.testing.assert_array_equal(results.weights[1], np.broadcast_to([1.0, 0.0], auto.shape))
+    # auto2's own SNR is measured with the weights it had at each checkpoint
+    own = np.einsum("sck,scnke->nsce", auto, results.samples[0].astype(np.float64))
+    variance = own.var(axis=0, ddof=1).sum(-1)
+    np.testing.assert_allclose(results.variance[0, ..., 0], variance, rtol=1e-6)

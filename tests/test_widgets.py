@@ -646,6 +646,7 @@ def fake_result(rng, estimators=("k1",), n_seeds=3, n_checkpoints=N_CHECKPOINTS)
         hyper=hyper,
         samples=None,
         skipped=None,
+        weights=None,
         variance=None,
         snr=None,
     )

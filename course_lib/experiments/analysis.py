@@ -21,24 +21,46 @@ if TYPE_CHECKING:
     from course_lib.experiments.results import Results
 
 
-def measure_estimators(samples: np.ndarray, estimators: Sequence[str], mix_lambda: float):
+def mix_samples(samples, weights) -> np.ndarray:
+    """Every mix ``weights`` of every replica: Σ_k w_k g_k.
+
+    Args:
+      samples: [*lead, n_variance_samples, k_var, n_eta].
+      weights: [F, *lead', k_var], one row per mix; ``lead'`` broadcasts against ``lead`` (e.g.
+        [F, 1, S, C, k_var], per seed and checkpoint, against samples [E, S, C, ...]).
+    Returns: [n_variance_samples, *lead, F, n_eta] (replicas first, as ``stats`` wants).
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    lead = samples.ndim - 3
+    # Missing leading axes (e.g. [F, k_var] for fixed weights) broadcast over every run.
+    missing = (1,) * (lead + 2 - weights.ndim)
+    weights = weights.reshape(weights.shape[:1] + missing + weights.shape[1:])
+    mixed = (weights[..., None, :, None] * samples[None]).sum(axis=-2)  # [F, *lead, n, n_eta]
+    return np.moveaxis(np.moveaxis(mixed, -2, 0), 1, -2)
+
+
+def measure_estimators(
+    samples: np.ndarray, estimators: Sequence[str], mix_lambda: float = 0.5, weights=None
+):
     """Variance and SNR of each estimator on per-k samples.
 
     Args:
       samples: [..., n_variance_samples, k_var, n_eta].
       estimators: names with K <= k_var.
       mix_lambda: λ_mix of the mixing weights.
+      weights: instead of the estimators' own weights at ``mix_lambda``, these, [F, ..., k_var]
+        (a row per estimator, broadcasting against the samples' leading axes, as
+        ``Results.weights[:, None]``: auto<K>'s weights change over a run).
     Returns:
       (variance, snr), each [..., len(estimators)] (``stats.meta_gradient_stats``); NaN for a
       ``fixed`` control, which has no meta-gradient, and for an estimator on several outer
       batches, which these samples (one outer batch per block) do not measure.
     """
-    samples = np.asarray(samples, dtype=np.float64)
-    k_var = samples.shape[-2]
     parsed = [parse_estimator(e) for e in estimators]
-    weights = np.stack([e.weights(k_var, mix_lambda) for e in parsed])
-    mixed = np.einsum("fk,...nke->n...fe", weights, samples)  # replicas first, as stats wants
-    measured = stats.meta_gradient_stats(mixed)
+    if weights is None:
+        weights = np.stack([e.weights(np.shape(samples)[-2], mix_lambda) for e in parsed])
+    measured = stats.meta_gradient_stats(mix_samples(samples, weights))
     ok = np.array([e.measured for e in parsed])
     return np.where(ok, measured.variance, np.nan), np.where(ok, measured.snr, np.nan)
 
@@ -195,8 +217,7 @@ def own_snr(results: Results) -> dict[str, np.ndarray]:
     snr = {}
     for e, estimator in enumerate(map(parse_estimator, results.estimators)):
         if estimator.measured:
-            weights = estimator.weights(results.samples.shape[-2], results.config.mix_lambda)
-            own = np.einsum("k,...nke->n...e", weights, results.samples[e])
+            own = np.einsum("sck,scnke->nsce", results.weights[e], results.samples[e])
             snr[estimator.name] = debiased_snr(own)
     return snr
 

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from course_lib import stats
-from course_lib.experiments.analysis import final_returns, own_snr
+from course_lib.experiments.analysis import final_returns, mix_samples, own_snr
 from course_lib.experiments.settings import parse_estimator
 
 if TYPE_CHECKING:
@@ -167,9 +167,7 @@ def scale_free_measures(results: Results) -> stats.ScaleFreeMeasures:
     """
     samples = np.asarray(results.samples, dtype=np.float64)  # [E, S, C, n, k, eta]
     parsed = [parse_estimator(e) for e in results.estimators]
-    k_var = samples.shape[-2]
-    weights = np.stack([e.weights(k_var, results.config.mix_lambda) for e in parsed])
-    mixed = np.einsum("fk,...nke->n...fe", weights, samples)  # [n, E, S, C, F, eta]
+    mixed = mix_samples(samples, results.weights[:, None])  # [n, E, S, C, F, eta]
     target = samples[..., -1, :].mean(axis=-2)[..., None, :]  # [E, S, C, 1, eta]
     measured = stats.meta_gradient_stats(mixed, np.broadcast_to(target, mixed.shape[1:]))
     ok = np.array([e.measured for e in parsed])

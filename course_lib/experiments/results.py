@@ -58,6 +58,8 @@ class Results(NamedTuple):
     hyper: np.ndarray  # [E, S, C + 1, n_eta] the hyper-parameter values η maps to (γ, λ, c_ent)
     samples: np.ndarray  # [E, S, C, n_variance_samples, k_var, n_eta] per-k meta-gradients
     skipped: np.ndarray  # [E, S, C] meta-updates skipped (non-finite ĝ)
+    weights: np.ndarray  # [E, S, C, k_var] mixing weights of the last meta-update before each
+    # checkpoint: each estimator's own, constant but for auto<K>, whose weights tune themselves
     variance: np.ndarray  # [E, S, C, E]
     snr: np.ndarray  # [E, S, C, E]
 
@@ -70,13 +72,15 @@ class Results(NamedTuple):
         return self.estimators.index(estimator)
 
 
-SAVED = ("env_steps", "episode_return", "eta", "hyper", "samples", "skipped")
+SAVED = ("env_steps", "episode_return", "eta", "hyper", "samples", "skipped", "weights")
 
 
 def with_measurements(config: ExperimentConfig, saved: dict, meta_names) -> Results:
     """``Results`` from the ``SAVED`` series, with every estimator's variance and SNR measured."""
     estimators = tuple(parse_estimator(e).name for e in config.estimators)
-    variance, snr = measure_estimators(saved["samples"], estimators, config.mix_lambda)
+    variance, snr = measure_estimators(
+        saved["samples"], estimators, weights=saved["weights"][:, None]
+    )
     return Results(config, estimators, tuple(meta_names), **saved, variance=variance, snr=snr)
 
 
@@ -125,6 +129,7 @@ class Logs(NamedTuple):
     eta: np.ndarray  # [..., n_eta]
     samples: np.ndarray  # [..., n_variance_samples, k_var, n_eta]
     skipped: np.ndarray  # [...]
+    weights: np.ndarray  # [..., k_var]
 
 
 class RunProgress(NamedTuple):

@@ -27,7 +27,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from course_lib import metagrad
+from course_lib import metagrad, self_tuning
 from course_lib.experiments.results import (
     Logs,
     Results,
@@ -83,6 +83,7 @@ class RunState(NamedTuple):
     meta_opt_state: Any
     key: Array  # the run's root key
     update: Array  # meta-updates done so far (int32 scalar)
+    mix_moments: self_tuning.MixMoments  # running moments of g_1..g_K (used by auto<K> only)
 
 
 class ChunkLog(NamedTuple):
@@ -91,6 +92,7 @@ class ChunkLog(NamedTuple):
     episode_totals: Array  # [2] sum of finished-episode returns and their number, over the chunk
     eta: Array  # [n_eta] at the checkpoint
     skipped: Array  # meta-updates skipped because ĝ was non-finite
+    weights: Array  # [k] the mixing weights of the chunk's last meta-update
 
 
 def _clipped_adam(learning_rate, clip) -> optax.GradientTransformation:
@@ -107,13 +109,22 @@ def make_meta_optimizer(learning_rate: float, clip: float) -> optax.GradientTran
 
 
 @functools.lru_cache(maxsize=16)
-def make_chunk(problem: MetaProblem, k: int, n_updates: int, outer_batches: int = 1) -> Callable:
-    """Compile ``chunk(runs, weights) -> (runs, logs)``: ``n_updates`` meta-updates of block k
-    (g_k scored on ``outer_batches`` outer batches, ``meta_gradient_block``).
+def make_chunk(
+    problem: MetaProblem,
+    k: int,
+    n_updates: int,
+    outer_batches: int = 1,
+    self_tuning_decay: float = 0.95,
+    self_tuning_prior: float = 10.0,
+) -> Callable:
+    """Compile ``chunk(runs, weights, tuned) -> (runs, logs)``: ``n_updates`` meta-updates of
+    block k (g_k scored on ``outer_batches`` outer batches, ``meta_gradient_block``).
 
     ``runs``: a ``RunState`` with a leading [n_runs] axis; ``weights`` [n_runs, k] (one-hot for the
     K-step estimator, geometric for mixing, zeros for the fixed control: arrays, so estimators of
-    the same K share one compiled function). ``logs``: a ``ChunkLog`` with leading [n_runs]. The
+    the same K share one compiled function); ``tuned`` [n_runs] bool: the runs whose weights tune
+    themselves (``self_tuning.self_tuning_weights`` from the moments before each update, with
+    ``weights`` as the prior). ``logs``: a ``ChunkLog`` with leading [n_runs]. The
     function is a ``lax.scan`` over meta-updates, vmapped over runs; update u of a run uses
     ``fold_in(fold_in(run key, 0), u)``, so how a run is cut into chunks never changes its numbers.
     Each run's meta-learning rate and clip are read from its optimiser state.
@@ -121,12 +132,16 @@ def make_chunk(problem: MetaProblem, k: int, n_updates: int, outer_batches: int 
     # update() takes the learning rate and clip from the state, never these placeholders.
     meta_optimizer = make_meta_optimizer(learning_rate=0.0, clip=0.0)
 
-    def meta_update(weights: Array, carry, _):
-        run, totals, skipped = carry
+    def meta_update(prior: Array, tuned: Array, carry, _):
+        run, totals, skipped, _ = carry
         key = jax.random.fold_in(jax.random.fold_in(run.key, 0), run.update)
         per_step, problem_state, block_totals = meta_gradient_block(
             problem, run.problem_state, run.eta, key, k, outer_batches
         )
+        # The weights come from the moments before this draw, so they do not depend on it.
+        own = self_tuning.self_tuning_weights(run.mix_moments, prior, self_tuning_prior)
+        weights = jnp.where(tuned, own, prior)
+        moments = self_tuning.update_moments(run.mix_moments, per_step, self_tuning_decay)
         meta_grad = weights @ per_step
         updates, meta_opt_state = meta_optimizer.update(meta_grad, run.meta_opt_state, run.eta)
         finite = jnp.all(jnp.isfinite(meta_grad))
@@ -136,17 +151,18 @@ def make_chunk(problem: MetaProblem, k: int, n_updates: int, outer_batches: int 
             (optax.apply_updates(run.eta, updates), meta_opt_state),
             (run.eta, run.meta_opt_state),
         )
-        run = RunState(problem_state, eta, meta_opt_state, run.key, run.update + 1)
-        return (run, totals + block_totals, skipped + (~finite).astype(jnp.int32)), None
+        run = RunState(problem_state, eta, meta_opt_state, run.key, run.update + 1, moments)
+        skipped = skipped + (~finite).astype(jnp.int32)
+        return (run, totals + block_totals, skipped, weights), None
 
-    def chunk(run: RunState, weights: Array):
-        (run, totals, skipped), _ = jax.lax.scan(
-            functools.partial(meta_update, weights),
-            (run, jnp.zeros(2), jnp.int32(0)),
+    def chunk(run: RunState, weights: Array, tuned: Array):
+        (run, totals, skipped, last), _ = jax.lax.scan(
+            functools.partial(meta_update, weights, tuned),
+            (run, jnp.zeros(2), jnp.int32(0), weights),
             None,
             length=n_updates,
         )
-        return run, ChunkLog(totals, run.eta, skipped)
+        return run, ChunkLog(totals, run.eta, skipped, last)
 
     return jax.jit(jax.vmap(chunk))
 
@@ -191,6 +207,7 @@ def _initial_runs(plan: Plan, indices: Sequence[int], states: Sequence) -> RunSt
             meta_optimizer.init(plan.eta0[i]),
             jax.random.fold_in(jax.random.PRNGKey(config.seed), s),
             jnp.int32(0),
+            self_tuning.init_moments(plan.estimators[i].k, plan.problem.n_eta),
         )
         for i in indices
         for s in range(config.n_seeds)
@@ -218,6 +235,7 @@ def _empty_logs(plan: Plan) -> Logs:
         np.full((*lead, n_eta), np.nan, np.float32),
         np.full((*lead, c.n_variance_samples, plan.k_var, n_eta), np.nan, np.float32),
         np.zeros(lead, np.int32),
+        np.full((*lead, plan.k_var), np.nan, np.float32),
     )
 
 
@@ -278,14 +296,14 @@ def run_experiment(
     state = RunProgress(0, fresh, _empty_logs(plan), 0.0)
     if partial is not None:
         state = load_partial(partial, config, state, n_steps, overwrite)
-    weights = [
-        jnp.asarray(
+    per_run = [
+        (
             np.repeat(
                 [plan.estimators[i].weights(k, config.mix_lambda) for i in indices],
                 config.n_seeds,
                 axis=0,
-            ),
-            jnp.float32,
+            ).astype(np.float32),
+            np.repeat([plan.estimators[i].self_tuning for i in indices], config.n_seeds),
         )
         for k, _, indices in plan.groups
     ]
@@ -296,14 +314,25 @@ def run_experiment(
         start = time.perf_counter()
         if g < len(plan.groups):
             k, m, indices = plan.groups[g]
-            chunk = make_chunk(plan.problem, k, plan.rollouts_per_checkpoint // (k + m), m)
-            runs[g], chunk_log = chunk(runs[g], weights[g])
-            for name, value in chunk_log._asdict().items():
+            chunk = make_chunk(
+                plan.problem,
+                k,
+                plan.rollouts_per_checkpoint // (k + m),
+                m,
+                config.self_tuning_decay,
+                config.self_tuning_prior,
+            )
+            runs[g], chunk_log = chunk(runs[g], *per_run[g])
+            # Weights over g_1..g_K, zero-padded to the k_var the samples and measures use.
+            padded = np.pad(chunk_log.weights, ((0, 0), (0, plan.k_var - k)))
+            for name, value in chunk_log._replace(weights=padded)._asdict().items():
                 _store(getattr(logs, name), [indices], checkpoint, value)
             bar.set_postfix(checkpoint=checkpoint + 1, K=k, M=m)
         else:
             sampler = make_sampler(plan.problem, plan.k_var, config.n_variance_samples)
-            all_runs = jax.tree_util.tree_map(lambda *x: jnp.concatenate(x), *runs)
+            # The moments' shapes differ between groups of K, and sampling does not need them.
+            unmixed = [group._replace(mix_moments=None) for group in runs]
+            all_runs = jax.tree_util.tree_map(lambda *x: jnp.concatenate(x), *unmixed)
             _store(logs.samples, [i for *_, i in plan.groups], checkpoint, sampler(all_runs))
             bar.set_postfix(checkpoint=checkpoint + 1, measured="variance")
         seconds += time.perf_counter() - start
@@ -339,6 +368,7 @@ def _results(plan: Plan, logs: Logs) -> Results:
             hyper=hyper.reshape(eta.shape).astype(np.float32),
             samples=logs.samples,
             skipped=logs.skipped,
+            weights=logs.weights,
         ),
         problem.meta_names,
     )

@@ -14,23 +14,26 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from course_lib import mixing
+from course_lib import mixing, self_tuning
 from course_lib.checks import check_int, check_unit_interval
 
 if TYPE_CHECKING:
     from course_lib.problems import MetaProblem
 
-ESTIMATOR_PATTERN = re.compile(r"^(k|mix|fixed)(-?\d+)(?:x(-?\d+))?(?:@(\w+))?$")
+ESTIMATOR_PATTERN = re.compile(r"^(k|mix|auto|fixed)(-?\d+)(?:x(-?\d+))?(?:@(\w+))?$")
 
-# The experiments' short names (k5, mix5, fixed5) and the estimator kinds they stand for.
-_KINDS = {"k": "k-step", "mix": "geometric", "fixed": "fixed"}
+# The experiments' short names (k5, mix5, auto5, fixed5) and the estimator kinds they stand for
+# (auto: the geometric mix is its prior, ``course_lib.self_tuning``).
+_KINDS = {"k": "k-step", "mix": "geometric", "auto": "geometric", "fixed": "fixed"}
 # The hyper-parameters a start may set (``ExperimentConfig.starts``), named as ``snake_problem``.
 START_FIELDS = ("gamma", "lam", "entropy_cost")
 
 
 class Estimator(NamedTuple):
-    """A meta-gradient estimator by name: ``k<K>`` (K-step), ``mix<K>`` (geometric mix of g_1..g_K)
-    or ``fixed<K>``, the control: the same blocks of K inner updates with η never updated.
+    """A meta-gradient estimator by name: ``k<K>`` (K-step), ``mix<K>`` (geometric mix of g_1..g_K),
+    ``auto<K>`` (mixing that tunes itself: weights from running moments of g_1..g_K,
+    ``course_lib.self_tuning``, with the geometric mix as its prior) or ``fixed<K>``, the control:
+    the same blocks of K inner updates with η never updated.
 
     Two optional suffixes, in this order:
 
@@ -45,7 +48,7 @@ class Estimator(NamedTuple):
 
     name: str
     k: int
-    kind: str  # "k", "mix" or "fixed"
+    kind: str  # "k", "mix", "auto" or "fixed"
     outer_batches: int = 1
     start: str | None = None
 
@@ -53,6 +56,11 @@ class Estimator(NamedTuple):
     def tunes(self) -> bool:
         """False for the ``fixed`` control, whose meta-gradient is never used."""
         return self.kind != "fixed"
+
+    @property
+    def self_tuning(self) -> bool:
+        """True for ``auto<K>``, whose weights change with every meta-update."""
+        return self.kind == "auto"
 
     @property
     def measured(self) -> bool:
@@ -66,8 +74,9 @@ class Estimator(NamedTuple):
         return self.k + self.outer_batches
 
     def weights(self, k_max: int, mix_lambda: float) -> np.ndarray:
-        """Weights over g_1..g_{k_max}, zero beyond K: one-hot at K, ∝ λ_mix^(k−1), or all zero
-        (fixed: ĝ = 0, so Adam leaves η where it is), docs/notation.md §3. [k_max]."""
+        """Weights over g_1..g_{k_max}, zero beyond K: one-hot at K, ∝ λ_mix^(k−1) (mix, and
+        auto's prior and first weights), or all zero (fixed: ĝ = 0, so Adam leaves η where it
+        is), docs/notation.md §3. [k_max]."""
         return mixing.estimator_weights(_KINDS[self.kind], self.k, k_max, lam=mix_lambda)
 
 
@@ -79,7 +88,8 @@ def parse_estimator(name: str) -> Estimator:
     if match is None:
         raise ValueError(
             f"unknown estimator {name!r}: use k<K> (K-step, e.g. k1, k5), mix<K> (mixing, e.g. "
-            "mix5) or fixed<K> (η never updated, e.g. fixed5), optionally followed by x<M> "
+            "mix5), auto<K> (self-tuning mixing, e.g. auto5) or fixed<K> (η never updated, e.g. "
+            "fixed5), optionally followed by x<M> "
             "(K-step on M outer batches, e.g. k5x5) and @<start> (e.g. k1@poor)"
         )
     kind, k, m, start = match.groups()
@@ -110,6 +120,8 @@ class ExperimentConfig:
         all estimators are logged at the same environment-step counts.
       n_variance_samples: independent meta-gradient replicas per checkpoint (variance and SNR).
       mix_lambda: λ_mix of the geometric mixing weights, in [0, 1].
+      self_tuning_decay, self_tuning_prior: the window (EMA decay in [0, 1)) and the prior's
+        strength in meta-updates (>= 0) of ``auto<K>`` (``course_lib.self_tuning``).
       meta_learning_rate, meta_clip: Adam step and global-norm clip of the η update
         (docs/notation.md §6).
       seed: the root PRNG seed.
@@ -126,6 +138,8 @@ class ExperimentConfig:
     rollouts_per_checkpoint: int = 120
     n_variance_samples: int = 24
     mix_lambda: float = 0.5
+    self_tuning_decay: float = 0.95
+    self_tuning_prior: float = 10.0
     meta_learning_rate: float = 3e-3
     meta_clip: float = 0.1
     seed: int = 0
@@ -166,12 +180,14 @@ def quick_config(**overrides) -> ExperimentConfig:
 # The capstone's question, "does self-tuning replace a sweep?", needs its controls: the best setting
 # of lesson 02's sweep held fixed (``sweep.best_setting`` of the stored sweep; a test checks these
 # numbers against it) and a deliberately poor start, γ = 0.8 as in the follow-up code's settings,
-# held fixed and self-tuned.
+# held fixed and self-tuned. ``auto5`` (lesson 08) asks whether mixing weights that tune
+# themselves beat the fixed geometric mix at the same cost.
 FULL_STARTS = {"swept": {"gamma": 0.99, "lam": 0.5, "entropy_cost": 0.01}, "poor": {"gamma": 0.8}}
 FULL_ESTIMATORS = (
     "k1",
     "k5",
     "mix5",
+    "auto5",
     "fixed5",
     "k5x5",
     "fixed5@swept",
@@ -217,6 +233,7 @@ def make_plan(config: ExperimentConfig) -> Plan:
     check_int("n_variance_samples", config.n_variance_samples, minimum=2)
     check_int("seed (--seed)", config.seed, minimum=0)
     check_unit_interval("mix_lambda", config.mix_lambda)
+    self_tuning.check_settings(config.self_tuning_decay, config.self_tuning_prior)
     if not config.meta_learning_rate > 0 or not config.meta_clip > 0:
         raise ValueError(
             f"meta_learning_rate and meta_clip must be > 0, got {config.meta_learning_rate!r}, "
