@@ -1,6 +1,7 @@
 """How much of Snake's meta-gradient the semi-gradient critic convention drops.
 
     .venv/bin/python benchmarks/critic_convention.py [--n-seeds 8] [--k 1 2 4] [--starts 0 1]
+        [--out results/critic_convention.npz]
 
 On the warm-started Snake problem (``metagrad.make_problem("snake", seed=start)``), the same
 sampled data (keys ``seed_keys``) give g_K under both conventions of ``snake_problem``'s
@@ -13,6 +14,11 @@ fixed). The outer surrogate's baseline is a constant in both. Per K it prints
 - of the means over seeds: the same numbers, and each component's mean with its standard error,
   so a difference can be read against the sampling noise.
 
+With ``--out``, the meta-gradients are also stored (``semi`` and ``full``, each
+[n_starts, n_seeds, max K, n_eta], with ``starts``, ``meta_names`` and a sidecar ``.json`` that
+records the machine and the command): lesson 08 reads ``results/critic_convention.npz``, made by
+``--n-seeds 16 --k 1 2 3 4 --starts 0 1 --out results/critic_convention.npz``.
+
 Two checks in the output: g_1 reads θ_0's critic, which η has not moved, so its difference is 0
 up to round-off; and the entropy cost moves only the policy, never the critic, so its component
 is the same under both conventions at every K.
@@ -21,12 +27,15 @@ is the same under both conventions at every K.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
 
 from course_lib import metagrad
+from course_lib.experiments.results import write_record
 
 
 def relative_difference(semi: np.ndarray, full: np.ndarray) -> np.ndarray:
@@ -87,13 +96,31 @@ def main() -> None:
     parser.add_argument("--n-seeds", type=int, default=8, help="sampled data sets per start")
     parser.add_argument("--k", type=int, nargs="+", default=[1, 2, 4], help="K to report")
     parser.add_argument("--starts", type=int, nargs="+", default=[0], help="warm-start seeds")
+    parser.add_argument("--out", default=None, help="store the meta-gradients here (.npz)")
     args = parser.parse_args()
+    stored, total = {"semi": [], "full": []}, 0.0
     for start in args.starts:
         begin = time.perf_counter()
         semi, full, names = both_conventions(start, max(args.k), args.n_seeds)
         seconds = time.perf_counter() - begin
+        total += seconds
         print(f"warm start {start}, {args.n_seeds} seeds ({seconds:.0f} s, compile included):")
         report(semi, full, args.k, names)
+        stored["semi"].append(semi)
+        stored["full"].append(full)
+    if args.out is not None:
+        out = Path(args.out)
+        np.savez_compressed(
+            out,
+            semi=np.stack(stored["semi"]),
+            full=np.stack(stored["full"]),
+            starts=np.array(args.starts),
+            meta_names=np.array(names),
+        )
+        settings = {"n_seeds": args.n_seeds, "k_max": max(args.k), "starts": args.starts}
+        command = ["python", "benchmarks/critic_convention.py", *sys.argv[1:]]
+        write_record(out, settings, total, command)
+        print(f"stored in {out} and {out.with_suffix('.json')}")
 
 
 if __name__ == "__main__":
