@@ -2,7 +2,7 @@
 
     python -m course_lib.make_site                  # full size, into site/ (what is committed)
     python -m course_lib.make_site --quick          # COURSE_QUICK=1 sizes, for trying a change
-    python -m course_lib.make_site 00 07 --out /tmp/site   # only some lessons
+    python -m course_lib.make_site 06 08            # only these lessons' pages, and the index
 
 The pages are plain HTML files that any web server (or a browser opening the file) shows:
 ``index.html`` (the README's opening and its lesson table), one page per notebook of
@@ -14,6 +14,12 @@ Executions are cached in ``.cache/site/``: an executed notebook is reused as lon
 notebook, the library it imports (``course_lib/**/*.py``, this builder aside: it renders, nothing
 of it runs in the kernel), the stored results the lessons read (``results/``) and the mode (quick
 or full) are unchanged, so a rebuild after one lesson changed executes only that lesson.
+
+Built with lesson numbers, the builder executes and writes only those lessons' pages (and the
+index and reference pages, which list every lesson); the other pages in the folder stay as they
+are, so one changed lesson is republished without touching the rest. Each lesson page records
+the digest of its solution notebook's cells (``lesson_digest``), so a test can tell a committed
+page that no longer shows its lesson.
 
 Every cell has ``CELL_TIMEOUT_S`` to finish; a cell that errors or runs out of time stops the
 build with the lesson and the cell named. Explorers (ipywidgets) cannot move in a static page:
@@ -60,6 +66,7 @@ DOCS = {"notation": "docs/notation.md", "reading": "docs/reading.md"}
 ERROR_MARKER = "Traceback (most recent call last)"
 PNG_FIGURE = re.compile(r'<img\s[^>]*src="data:image/png;base64,')
 STYLE = re.compile(r"<style[^>]*>(.*?)</style>\s*", re.DOTALL)
+STYLE_LINK = re.compile(r'<link rel="stylesheet" href="(style-[0-9a-f]+\.css)">')
 TITLE = re.compile(r"^#\s+(?:Lesson\s+\d+\s+[—-]\s+)?(.+)$", re.MULTILINE)
 
 
@@ -82,6 +89,18 @@ def cache_key(notebook: Path, quick: bool, root: Path = ROOT) -> str:
         digest.update(f"\0{name}\0".encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def lesson_digest(notebook: nbformat.NotebookNode) -> str:
+    """sha256 (first 16 hex digits) of a lesson's cells: their kinds and sources, outputs aside,
+    so the digest of the solution notebook and of its executed copy agree."""
+    digest = hashlib.sha256()
+    for cell in notebook.cells:
+        digest.update(f"\0{cell.cell_type}\0{cell.source}".encode())
+    return digest.hexdigest()[:16]
+
+
+LESSON_DIGEST = re.compile(r'<meta name="course-lesson-digest" content="([0-9a-f]+)">')
 
 
 def _model_id(reference: str | None) -> str:
@@ -381,34 +400,36 @@ def build(
     root: Path = ROOT,
     log: Callable[[str], None] = print,
 ) -> list[Path]:
-    """Write the site into ``out`` (its old pages removed first); return the files in ``out``.
+    """Write the site into ``out``; return the files in ``out``.
 
-    ``lessons``: lesson numbers ("00", "07") to build; all when empty.
+    ``lessons``: lesson numbers ("00", "07") to build; all when empty. Every build writes the
+    index and the reference pages (which list every lesson of ``solutions/``) and the pages of the
+    lessons it builds, replacing their old versions; a build of some lessons leaves the other
+    lessons' pages in ``out`` as they are, a full build removes pages no lesson has any more.
 
     Raises:
       BuildError: a lesson failed to execute, or a page is unfit (see ``page_problems``).
     """
-    paths = sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb"))
-    if lessons:
-        paths = [path for path in paths if path.name[:2] in lessons]
-        if not paths:
-            raise BuildError(f"no lesson numbered {', '.join(lessons)} in {root / 'solutions'}")
+    every = sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb"))
+    paths = [path for path in every if not lessons or path.name[:2] in lessons]
+    if not paths:
+        raise BuildError(f"no lesson numbered {', '.join(lessons)} in {root / 'solutions'}")
     notebooks = {}
     for path in paths:
         start = time.perf_counter()
         notebooks[path.stem], cached = executed(path, quick, cache, root)
         took = "from the cache" if cached else f"executed in {time.perf_counter() - start:.0f} s"
         log(f"{path.stem}: {took}")
-    stems = list(notebooks)
-    titles = {stem: first_heading(_markdown(nb), stem) for stem, nb in notebooks.items()}
+    sources = {path.stem: nbformat.read(path, as_version=4) for path in every}
+    stems = list(sources)  # every lesson: the index and the navigation list them all
+    titles = {stem: first_heading(_markdown(nb), stem) for stem, nb in sources.items()}
     links = site_links(root, stems)
 
     mode = "in quick mode (COURSE_QUICK=1)" if quick else "at full size"
     pages: dict[str, str] = {}
-    for index, stem in enumerate(stems):
-        notebook = notebooks[stem]
+    for stem, notebook in notebooks.items():
         freeze_widgets(notebook)
-        navigation = _navigation(stems, titles, index)
+        navigation = _navigation(stems, titles, stems.index(stem))
         notebook.cells.insert(0, _markdown_cell(
             f"{navigation}\n\n*The lesson with its solutions, executed {mode}. To do the exercises "
             "yourself, install the course and open it in JupyterLab (`make lab`).*",
@@ -416,6 +437,8 @@ def build(
         ))  # fmt: skip
         notebook.cells.append(_markdown_cell(navigation, "site-navigation-bottom"))
         page = render(notebook, f"Lesson {stem[:2]} — {titles[stem]}")
+        digest = f'<meta name="course-lesson-digest" content="{lesson_digest(sources[stem])}">'
+        page = page.replace("<head>", f"<head>\n{digest}", 1)
         pages[f"{stem}.html"] = rewrite_links(page, f"solutions/{stem}.ipynb", links)
     readme = (root / "README.md").read_text()
     table, without_row = lessons_table(readme, titles)
@@ -444,14 +467,20 @@ def build(
     ]
     if problems:
         raise BuildError("the site is unfit to publish:\n" + "\n".join(problems))
-    if out.exists():
-        for old in [*out.glob("*.html"), *out.glob("style-*.css")]:
-            old.unlink()
     out.mkdir(parents=True, exist_ok=True)
+    if not lessons:
+        for old in out.glob("*.html"):
+            if old.name not in pages:
+                old.unlink()
     for name, page in pages.items():
         page, style, css = shared_style(page)
         (out / name).write_text(page)
         (out / style).write_text(css)
+    # Style sheets no page links to any more (nbconvert's CSS changed) go.
+    linked = {name for page in out.glob("*.html") for name in STYLE_LINK.findall(page.read_text())}
+    for sheet in out.glob("style-*.css"):
+        if sheet.name not in linked:
+            sheet.unlink()
     return sorted(out.iterdir())
 
 

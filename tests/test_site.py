@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
 LESSONS = sorted(path.stem for path in (ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 LINK = re.compile(r'href="([^"#]+\.html)')
-STYLE_LINK = re.compile(r'<link rel="stylesheet" href="(style-[0-9a-f]+\.css)">')
+STYLE_LINK = make_site.STYLE_LINK
 
 
 def _notebook(*sources: str, tags: dict[int, list[str]] | None = None):
@@ -220,8 +220,9 @@ def test_a_page_with_a_traceback_or_no_figure_is_unfit():
 
 
 def _check_site(folder: Path, lessons: list[str]) -> None:
+    """The index lists every lesson of solutions/; the pages of ``lessons`` are fit to publish."""
     index = (folder / "index.html").read_text()
-    assert set(LINK.findall(index)) == {f"{stem}.html" for stem in lessons} | {
+    assert set(LINK.findall(index)) == {f"{stem}.html" for stem in LESSONS} | {
         "notation.html",
         "reading.html",
     }
@@ -235,14 +236,20 @@ def _check_site(folder: Path, lessons: list[str]) -> None:
 
 
 def test_quick_site_of_the_two_fastest_lessons(tmp_path):
+    """Built with lesson numbers into a site that has other pages: those two lessons' pages, the
+    index and the reference pages are written, and another lesson's page is left as it was."""
     lessons = ["00_setup_and_jax", "07_in_practice"]
-    written = make_site.build(
-        tmp_path / "site", quick=True, cache=tmp_path / "cache", lessons=["00", "07"]
-    )
-    pages = ["index.html", "notation.html", "reading.html"] + [f"{stem}.html" for stem in lessons]
+    site = tmp_path / "site"
+    site.mkdir()
+    other = site / f"{LESSONS[1]}.html"
+    other.write_text("an earlier build's page")
+    written = make_site.build(site, quick=True, cache=tmp_path / "cache", lessons=["00", "07"])
+    pages = ["index.html", "notation.html", "reading.html", other.name]
+    pages += [f"{stem}.html" for stem in lessons]
     assert sorted(path.name for path in written if path.suffix == ".html") == sorted(pages)
+    assert other.read_text() == "an earlier build's page"
     assert len([path for path in written if path.suffix == ".css"]) == 1  # shared by every page
-    _check_site(tmp_path / "site", lessons)
+    _check_site(site, lessons)
     assert make_site.STILL_NOTE in (tmp_path / "site" / "07_in_practice.html").read_text()
 
 
@@ -250,6 +257,18 @@ def test_the_committed_site_shows_every_lesson_at_full_size():
     _check_site(SITE, LESSONS)
     for stem in LESSONS:
         assert "executed at full size" in (SITE / f"{stem}.html").read_text(), stem
+
+
+def test_every_committed_page_shows_its_lesson_as_it_is_now():
+    """A lesson changed since its page was built fails here: rebuild it with
+    ``python -m course_lib.make_site NN`` (only that lesson executes) and commit site/."""
+    stale = []
+    for stem in LESSONS:
+        found = make_site.LESSON_DIGEST.search((SITE / f"{stem}.html").read_text())
+        solution = nbformat.read(ROOT / "solutions" / f"{stem}.ipynb", as_version=4)
+        if found is None or found.group(1) != make_site.lesson_digest(solution):
+            stale.append(stem)
+    assert stale == [], f"site/ shows an older version of {stale}: run make_site {stale}"
 
 
 def test_a_page_renders_the_same_every_time():

@@ -5,7 +5,9 @@ tuned online. One meta-update is one block of K inner updates from the agent's c
 (non-overlapping blocks; docs/notation.md §2 for the block, §6 for the η update), whose
 meta-gradients g_1..g_K are mixed with weights w (docs/notation.md §3): one-hot at K for the K-step
 estimator ("k5"), geometric ∝ λ_mix^(k−1) for the mixing estimator ("mix5"), zero for the
-``fixed`` control whose η never moves; "k1" is the one-step meta-gradient of Xu et al. 2018.
+``fixed`` control whose η never moves, tuned online from running moments for "auto5"
+(``course_lib.self_tuning``, docs/notation.md §8); "k1" is the one-step meta-gradient of Xu et al.
+2018.
 Every block draws K + 1 rollouts (K inner batches and one outer batch; K + M for ``k<K>x<M>``, the
 K-step estimator scored on M outer batches); all of them count as environment steps. Controls
 start from named points (``k1@poor``: ``ExperimentConfig.starts``), and ``full_config`` asks

@@ -32,8 +32,8 @@ from course_lib.experiments.settings import ExperimentConfig, Plan, parse_estima
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 STORED_RESULTS = REPOSITORY / "results" / "snake_full.npz"
-"""The full run shipped with the course (``python -m course_lib.experiments snake --estimators
-k1,k5,mix5,fixed5 --seeds 4 --out results/snake_full.npz`` regenerates it)."""
+"""The full run shipped with the course, ``full_config()``: ``make results`` regenerates it (with
+lesson 02's sweep), or ``python -m course_lib.experiments snake --out results/snake_full.npz``."""
 
 PARTIAL_SUFFIX = ".partial.npz"
 # The CPU features that change a compiled run's floating-point results (vector width, fused
