@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib import exact, metagrad
+from course_lib import exact, metagrad, unroll
 from course_lib.checks import check_choice, check_finite_per_step, check_int, check_unit_interval
 from course_lib.problems import GaussianHooks, MetaProblem
 
@@ -52,12 +52,12 @@ def _trace_problem(problem: MetaProblem) -> MetaProblem:
     def inner_update(state, batch, eta_and_decay):
         eta, decay = eta_and_decay[:-1], eta_and_decay[-1]
         frozen = jax.tree.map(
-            lambda x: jax.lax.stop_gradient(x) if metagrad._is_differentiable(x) else x, state
+            lambda x: jax.lax.stop_gradient(x) if unroll.is_differentiable(x) else x, state
         )
         new = problem.inner_update(frozen, batch, eta)
         forget = lambda n, s: n + decay.astype(s.dtype) * (s - jax.lax.stop_gradient(s))
         return jax.tree.map(
-            lambda n, s: forget(n, s) if metagrad._is_differentiable(s) else n, new, state
+            lambda n, s: forget(n, s) if unroll.is_differentiable(s) else n, new, state
         )
 
     hooks = problem.exact
@@ -75,7 +75,7 @@ def _trace_problem(problem: MetaProblem) -> MetaProblem:
 
 
 def _with_decay(problem: MetaProblem, eta, decay) -> jax.Array:
-    eta = metagrad._check_eta(problem, eta)
+    eta = unroll.check_eta(problem, eta)
     return jnp.append(eta, jnp.asarray(check_unit_interval("decay", decay), eta.dtype))
 
 
@@ -116,7 +116,7 @@ def _trace_gaussian_moments_jit(problem, eta, k_max):
 
     def per_step(noise):  # t_1..t_k_max along the noise ξ_0..ξ_k_max: [k_max, n_eta]
         draw = lambda state, k: (noise.reshape(shape)[k], state)
-        losses = lambda e: metagrad._outer_losses_along(trace, e, draw, k_max)
+        losses = lambda e: unroll.outer_losses_along(trace, e, draw, k_max)
         return jax.jacfwd(losses)(eta)[:, :-1]
 
     return exact.quadratic_form_moments_from_values(per_step, math.prod(shape), eta.dtype)
@@ -137,8 +137,8 @@ def exact_trace_meta_gradient_moments(
     """
     check_int("k_max", k_max)
     eta = _with_decay(problem, eta, decay)
-    if isinstance(metagrad._require_exact(problem), GaussianHooks):
-        metagrad._check_noise_size(problem, k_max)
+    if isinstance(unroll.require_exact(problem), GaussianHooks):
+        unroll.check_noise_size(problem, k_max)
         mean, cov = _trace_gaussian_moments_jit(problem, eta, int(k_max))
         check_finite_per_step("exact trace meta-gradient", mean)
         return mean, cov if joint else jnp.einsum("kekf->kef", cov)
@@ -170,7 +170,7 @@ def _es(problem, eta, key, k_max, sigma, n_pairs):
     directions = jax.random.normal(direction_key, (n_pairs, eta.shape[0]), eta.dtype)
 
     def pair(direction, key):  # one key for both signs: common random numbers
-        losses = lambda eta: metagrad._prefix_outer_losses(problem, eta, key, k_max)
+        losses = lambda eta: unroll.sampled_outer_losses(problem, eta, key, k_max)
         return losses(eta + sigma * direction) - losses(eta - sigma * direction)
 
     differences = jax.vmap(pair)(directions, metagrad.seed_keys(batch_key, n_pairs))
@@ -190,7 +190,7 @@ def _check_es(problem, eta, k_max, sigma, n_pairs):
     check_int("k_max", k_max)
     check_int("n_pairs", n_pairs)
     _require_cost(problem)
-    return metagrad._check_eta(problem, eta), _check_sigma(sigma)
+    return unroll.check_eta(problem, eta), _check_sigma(sigma)
 
 
 def es_meta_gradients(
@@ -252,16 +252,16 @@ def smoothed_true_meta_gradients(
     """
     check_int("k_max", k_max)
     check_int("order", order, maximum=round(MAX_QUADRATURE_NODES ** (1 / problem.n_eta)))
-    if not isinstance(metagrad._require_exact(problem), GaussianHooks):
-        metagrad._check_path_count(problem, k_max)
-    eta, sigma = metagrad._check_eta(problem, eta), _check_sigma(sigma)
+    if not isinstance(unroll.require_exact(problem), GaussianHooks):
+        unroll.check_path_count(problem, k_max)
+    eta, sigma = unroll.check_eta(problem, eta), _check_sigma(sigma)
     return _smoothed_jit(problem, eta, int(k_max), sigma, int(order))
 
 
 @functools.partial(jax.jit, static_argnames=("problem", "k_max", "order"))
 def _smoothed_jit(problem, eta, k_max, sigma, order):
     nodes, weights = _hermite_nodes(eta.shape[0], order, eta.dtype)
-    true = lambda eta: metagrad._true_meta_gradients_jit(problem, eta, k_max)
+    true = lambda eta: metagrad.true_meta_gradients(problem, eta, k_max)
     return jnp.einsum("q,qke->ke", weights, jax.vmap(true)(eta + sigma * nodes))
 
 
@@ -271,7 +271,7 @@ def _es_gaussian_moments_jit(problem, eta, k_max, sigma, order):
 
     def losses(noise, eta):  # L_1..L_k_max along the noise ξ_0..ξ_k_max
         draw = lambda state, k: (noise.reshape(shape)[k], state)
-        return metagrad._outer_losses_along(problem, eta, draw, k_max)
+        return unroll.outer_losses_along(problem, eta, draw, k_max)
 
     def difference_moments(direction):  # over ξ, of D_k = L_k(η + σε; ξ) − L_k(η − σε; ξ)
         up, down = eta + sigma * direction, eta - sigma * direction
@@ -308,13 +308,13 @@ def exact_es_meta_gradient_moments(
     [k_max, n_eta, k_max, n_eta].
     """
     eta, sigma = _check_es(problem, eta, k_max, sigma, n_pairs)
-    if not isinstance(metagrad._require_exact(problem), GaussianHooks):
+    if not isinstance(unroll.require_exact(problem), GaussianHooks):
         raise ValueError(
             f"problem {problem.name!r} is not Gaussian: the exact moments of evolution strategies "
             "need the quadratic's noise (on the bandit, sample_es_meta_gradients)"
         )
     check_int("order", order, maximum=round(MAX_QUADRATURE_NODES ** (1 / problem.n_eta)) // 2)
-    metagrad._check_noise_size(problem, k_max)
+    unroll.check_noise_size(problem, k_max)
     mean, cov = _es_gaussian_moments_jit(problem, eta, int(k_max), sigma, int(order))
     finer = _es_gaussian_moments_jit(problem, eta, int(k_max), sigma, 2 * int(order))[1]
     change = float(jnp.max(jnp.abs(finer - cov)) / jnp.max(jnp.abs(finer)))

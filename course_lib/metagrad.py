@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib import exact
+from course_lib import exact, unroll
 from course_lib.checks import check_choice, check_finite_per_step, check_int
 from course_lib.mixing import (  # noqa: F401  (the engine's public names include the weights)
     check_weights,
@@ -45,8 +45,6 @@ from course_lib.mixing import (  # noqa: F401  (the engine's public names includ
 from course_lib.problems import PROBLEM_BUILDERS, GaussianHooks, MetaProblem
 
 AUTODIFF_MODES = ("forward", "reverse")
-MAX_ENUMERATED_PATHS = 2**20
-MAX_HESSIAN_ENTRIES = 2**25
 
 
 # --------------------------------------------------------------------------------------------------
@@ -84,21 +82,6 @@ def _cached_problem(name: str, settings: tuple, x64: bool) -> MetaProblem:
 
 
 # --------------------------------------------------------------------------------------------------
-# Argument checks (before any tracing)
-
-
-def _check_eta(problem: MetaProblem, eta) -> jax.Array:
-    eta = jnp.asarray(eta)
-    if eta.shape != (problem.n_eta,):
-        raise ValueError(
-            f"eta must have shape ({problem.n_eta},) for {problem.meta_names}, got {eta.shape}"
-        )
-    if not isinstance(eta, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(eta))):
-        raise ValueError(f"eta must be finite, got {np.asarray(eta)}")
-    return eta.astype(problem.eta0.dtype)
-
-
-# --------------------------------------------------------------------------------------------------
 # One pass over the inner updates
 
 
@@ -106,54 +89,6 @@ def _start(problem: MetaProblem, key: jax.Array, state=None):
     """τ_0 ~ π_{θ_0} and the state after drawing it (from ``problem.init_state`` by default)."""
     state = problem.init_state if state is None else state
     return problem.sample(state, jax.random.fold_in(key, 0))
-
-
-def _outer_losses_along(
-    problem: MetaProblem, eta, draw, k_max: int, sampling_correction: bool = False
-) -> jax.Array:
-    """L_1..L_k_max along the batches ``draw(state, k) -> (τ_k, state)``, k = 0..k_max.
-
-    With ``sampling_correction``, the pair (L_k, log P(τ_j | θ_j) for j = k − 1), both [k_max].
-    """
-
-    def step(state_batch, k):
-        state, batch = state_batch
-        log_p = problem.batch_log_prob(state, batch) if sampling_correction else None
-        state = problem.inner_update(state, batch, eta)  # θ_k = U(θ_{k−1}, τ_{k−1}; η)
-        batch, state = draw(state, k)  # τ_k
-        loss = problem.outer_loss(state, batch)  # L_k = L_out(θ_k; τ_k)
-        return (state, batch), (loss, log_p) if sampling_correction else loss
-
-    batch, state = draw(problem.init_state, 0)
-    return jax.lax.scan(step, (state, batch), jnp.arange(1, k_max + 1))[1]
-
-
-def _prefix_outer_losses(
-    problem: MetaProblem, eta, key, k_max: int, sampling_correction: bool = False
-) -> jax.Array:
-    draw = lambda state, k: problem.sample(state, jax.random.fold_in(key, k))  # τ_k ~ π_{θ_k}
-    return _outer_losses_along(problem, eta, draw, k_max, sampling_correction)
-
-
-def _score_corrected(losses_and_log_probs, eta, jacobian=jax.jacfwd) -> jax.Array:
-    """g̃_k = dL_k/dη + L_k Σ_{j<k} d log P(τ_j | θ_j)/dη from ``eta -> (L [k], log P [k])``.
-
-    Written out rather than through DiCE's stop-gradient surrogate: its value and derivative in η
-    are the same, but a further derivative in the noise (``exact.quadratic_form_moments``) would
-    see the stop-gradient's missing half.
-    """
-
-    def losses_and_scores(eta):
-        losses, log_probs = losses_and_log_probs(eta)
-        out = (losses, jnp.cumsum(log_probs))
-        return out, out
-
-    (d_losses, d_scores), (losses, _) = jacobian(losses_and_scores, has_aux=True)(eta)
-    return d_losses + losses[:, None] * d_scores
-
-
-def _is_differentiable(leaf) -> bool:
-    return jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
 
 
 def meta_gradient_pass(
@@ -186,7 +121,7 @@ def meta_gradient_pass(
     """
     batch, state = _start(problem, key, state)
     leaves, treedef = jax.tree_util.tree_flatten(state)
-    mask = [_is_differentiable(leaf) for leaf in leaves]
+    mask = [unroll.is_differentiable(leaf) for leaf in leaves]
 
     def split(state):
         leaves = jax.tree_util.tree_leaves(state)
@@ -249,14 +184,16 @@ def _meta_gradients(
     problem: MetaProblem, eta, key, k_max: int, mode: str, sampling_correction: bool = False
 ) -> jax.Array:
     if sampling_correction:
-        losses = lambda eta: _prefix_outer_losses(problem, eta, key, k_max, True)
-        return _score_corrected(losses, eta, jax.jacfwd if mode == "forward" else jax.jacrev)
+        losses = lambda eta: unroll.sampled_outer_losses(problem, eta, key, k_max, True)
+        return unroll.score_corrected(losses, eta, jax.jacfwd if mode == "forward" else jax.jacrev)
     if mode == "forward":
         return meta_gradient_pass(problem, None, eta, key, k_max)[0]
-    return jax.jacrev(lambda eta: _prefix_outer_losses(problem, eta, key, k_max))(eta)
+    return jax.jacrev(lambda eta: unroll.sampled_outer_losses(problem, eta, key, k_max))(eta)
 
 
-_prefix_outer_losses_jit = jax.jit(_prefix_outer_losses, static_argnames=("problem", "k_max"))
+_prefix_outer_losses_jit = jax.jit(
+    unroll.sampled_outer_losses, static_argnames=("problem", "k_max")
+)
 _meta_gradients_jit = jax.jit(
     _meta_gradients, static_argnames=("problem", "k_max", "mode", "sampling_correction")
 )
@@ -299,7 +236,7 @@ def prefix_outer_losses(problem: MetaProblem, eta, key: jax.Array, k_max: int) -
     Returns: [k_max].
     """
     check_int("k_max", k_max)
-    eta = _check_eta(problem, eta)
+    eta = unroll.check_eta(problem, eta)
     return _prefix_outer_losses_jit(problem, eta, key, int(k_max))
 
 
@@ -333,7 +270,7 @@ def k_step_meta_gradients(
     check_int("k_max", k_max)
     check_choice("mode", mode, AUTODIFF_MODES)
     sampling_correction = _check_sampling_correction(problem, sampling_correction)
-    eta = _check_eta(problem, eta)
+    eta = unroll.check_eta(problem, eta)
     per_step = _meta_gradients_jit(problem, eta, key, int(k_max), mode, sampling_correction)
     return check_finite_per_step("meta-gradient", per_step)
 
@@ -359,7 +296,7 @@ def sample_meta_gradients(
     check_choice("mode", mode, AUTODIFF_MODES)
     check_int("n_seeds", n_seeds, minimum=2)
     sampling_correction = _check_sampling_correction(problem, sampling_correction)
-    eta = _check_eta(problem, eta)
+    eta = unroll.check_eta(problem, eta)
     samples = _sample_meta_gradients_jit(
         problem, eta, key, int(k_max), int(n_seeds), mode, sampling_correction
     )
@@ -368,40 +305,6 @@ def sample_meta_gradients(
 
 # --------------------------------------------------------------------------------------------------
 # Exact references (toy problems with ``problem.exact``): enumeration or Gaussian quadratic forms
-
-
-def _require_exact(problem: MetaProblem):
-    if problem.exact is None:
-        raise ValueError(
-            f"problem {problem.name!r} has no exact references (the bandit and the quadratic have)"
-        )
-    return problem.exact
-
-
-def _check_path_count(problem: MetaProblem, k: int):
-    hooks = _require_exact(problem)
-    if isinstance(hooks, GaussianHooks):
-        raise ValueError(
-            f"problem {problem.name!r} has Gaussian noise, no paths to list: "
-            "use exact_meta_gradient_moments"
-        )
-    batches = hooks.enumerate_batches(1)
-    per_step = jax.tree_util.tree_leaves(batches)[0].shape[0]
-    if per_step**k > MAX_ENUMERATED_PATHS:
-        raise ValueError(
-            f"k_max={k} needs {per_step}^{k} paths, more than {MAX_ENUMERATED_PATHS}: "
-            "use a smaller k_max"
-        )
-    return hooks
-
-
-def _check_noise_size(problem: MetaProblem, k_max: int):
-    noise_dim = (k_max + 1) * math.prod(problem.exact.noise_shape)
-    if k_max * problem.n_eta * noise_dim**2 > MAX_HESSIAN_ENTRIES:
-        raise ValueError(
-            f"k_max={k_max} needs Hessians over {noise_dim} noise values, more than "
-            f"{MAX_HESSIAN_ENTRIES} entries in all: use a smaller k_max"
-        )
 
 
 def _path_losses(problem: MetaProblem, eta, batches):
@@ -423,7 +326,7 @@ def _exact_paths_jit(problem, eta, k_max, sampling_correction=False):
         losses = lambda e: _path_losses(problem, e, batches)
         log_p = jnp.sum(losses(eta)[1])
         if sampling_correction:
-            return jnp.exp(log_p), _score_corrected(losses, eta)
+            return jnp.exp(log_p), unroll.score_corrected(losses, eta)
         return jnp.exp(log_p), jax.jacfwd(lambda e: losses(e)[0])(eta)
 
     return jax.vmap(per_path)(problem.exact.enumerate_batches(k_max))
@@ -435,8 +338,10 @@ def _gaussian_moments_jit(problem, eta, k_max, sampling_correction=False):
 
     def per_step(noise):  # g_1..g_k_max along the noise ξ_0..ξ_k_max: [k_max, n_eta]
         draw = lambda state, k: (noise.reshape(shape)[k], state)
-        losses = lambda e: _outer_losses_along(problem, e, draw, k_max, sampling_correction)
-        return _score_corrected(losses, eta) if sampling_correction else jax.jacfwd(losses)(eta)
+        losses = lambda e: unroll.outer_losses_along(problem, e, draw, k_max, sampling_correction)
+        if sampling_correction:
+            return unroll.score_corrected(losses, eta)
+        return jax.jacfwd(losses)(eta)
 
     return exact.quadratic_form_moments(per_step, math.prod(shape), eta.dtype)
 
@@ -473,9 +378,9 @@ def exact_meta_gradient_paths(
     n_paths = (2·n_arms)^(batch_size·k_max) for the bandit.
     """
     check_int("k_max", k_max)
-    _check_path_count(problem, k_max)
+    unroll.check_path_count(problem, k_max)
     sampling_correction = _check_sampling_correction(problem, sampling_correction)
-    eta = _check_eta(problem, eta)
+    eta = unroll.check_eta(problem, eta)
     prob, per_step = _exact_paths_jit(problem, eta, int(k_max), sampling_correction)
     return prob, check_finite_per_step("exact meta-gradient", per_step)
 
@@ -503,9 +408,9 @@ def exact_meta_gradient_moments(
     """
     check_int("k_max", k_max)
     sampling_correction = _check_sampling_correction(problem, sampling_correction)
-    if isinstance(_require_exact(problem), GaussianHooks):
-        _check_noise_size(problem, k_max)
-        eta = _check_eta(problem, eta)
+    if isinstance(unroll.require_exact(problem), GaussianHooks):
+        unroll.check_noise_size(problem, k_max)
+        eta = unroll.check_eta(problem, eta)
         mean, cov = _gaussian_moments_jit(problem, eta, int(k_max), sampling_correction)
         check_finite_per_step("exact meta-gradient", mean)
         return mean, cov if joint else jnp.einsum("kekf->kef", cov)
@@ -528,9 +433,9 @@ def true_meta_gradients(problem: MetaProblem, eta, k_max: int) -> jax.Array:
     Returns: [k_max, n_eta].
     """
     check_int("k_max", k_max)
-    if not isinstance(_require_exact(problem), GaussianHooks):
-        _check_path_count(problem, k_max)
-    eta = _check_eta(problem, eta)
+    if not isinstance(unroll.require_exact(problem), GaussianHooks):
+        unroll.check_path_count(problem, k_max)
+    eta = unroll.check_eta(problem, eta)
     return _true_meta_gradients_jit(problem, eta, int(k_max))
 
 

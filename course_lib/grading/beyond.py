@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib import estimators, metagrad
+from course_lib import estimators, metagrad, unroll
 from course_lib.grading.core import Comparison, graded
 from course_lib.grading.inputs import f32, numbers
 from course_lib.grading.toy_problems import random_bandit, random_quadratic
@@ -24,7 +24,7 @@ def batch_score_gradients(problem, eta, key: jax.Array, k_max: int) -> jax.Array
 
     Row 0 is zero: τ_0 is drawn by θ_0, which η has not touched yet.
     """
-    scores = lambda eta: metagrad._prefix_outer_losses(problem, eta, key, k_max, True)[1]
+    scores = lambda eta: unroll.sampled_outer_losses(problem, eta, key, k_max, True)[1]
     return jax.jacfwd(scores)(jnp.asarray(eta))
 
 
@@ -33,12 +33,12 @@ def batch_score_gradients(problem, eta, key: jax.Array, k_max: int) -> jax.Array
 
 
 def reference_sampling_correction(losses, score_gradients):
-    """L_k Σ_{j<k} ∇_η log P(τ_j | θ_j), from the library's own ``metagrad._score_corrected`` on
+    """L_k Σ_{j<k} ∇_η log P(τ_j | θ_j), from the library's own ``unroll.score_corrected`` on
     log-probabilities linear in η with these gradients and losses constant in η (so its
     dL_k/dη is zero and only the correction is left)."""
     losses, scores = jnp.asarray(losses), jnp.asarray(score_gradients)
     linear = lambda eta: (losses, scores @ eta)
-    return metagrad._score_corrected(linear, jnp.zeros(scores.shape[1], scores.dtype))
+    return unroll.score_corrected(linear, jnp.zeros(scores.shape[1], scores.dtype))
 
 
 def _corrected_with(sampling_correction):
