@@ -36,12 +36,18 @@ def check_int(
 
 
 def check_unit_interval(name: str, value):
-    """A scalar in [0, 1], returned as a float; a traced scalar is returned unchecked."""
+    """A scalar in [0, 1], returned as a float; a traced scalar is returned unchecked.
+
+    As ``check_number``, booleans and strings are rejected (``True`` would pass as 1.0 and
+    ``"0.5"`` as 0.5); a 0-d array of numbers is accepted.
+    """
     if _is_traced(value):
         if np.ndim(value) != 0:
             raise ValueError(f"{name} must be a scalar, got shape {np.shape(value)}")
         return value
     array = np.asarray(value)
+    if isinstance(value, bool) or array.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     if array.ndim != 0:
         raise ValueError(f"{name} must be a scalar, got shape {array.shape}")
     number = float(array)

@@ -171,6 +171,15 @@ def scale_free_mse(mean, cov, target) -> np.ndarray:
     return moment_measures(mean, cov, target).scale_free_mse
 
 
+def scale_free_error(cosine, snr) -> np.ndarray:
+    """The scale-free error from the direction and the SNR: 1 − max(0, cos)²·SNR/(1 + SNR)
+    (docs/notation.md §4), elementwise; an infinite SNR gives 1 − max(0, cos)²."""
+    cosine, snr = np.asarray(cosine, dtype=float), np.asarray(snr, dtype=float)
+    with np.errstate(invalid="ignore"):
+        kept = np.where(np.isinf(snr), 1.0, snr / (1.0 + snr))
+    return 1.0 - np.maximum(0.0, cosine) ** 2 * kept
+
+
 def moment_measures(mean, cov, target) -> ScaleFreeMeasures:
     """Cosine, SNR, right_direction and scale_free_mse from the exact moments of g.
 

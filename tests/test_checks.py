@@ -24,6 +24,11 @@ def test_check_unit_interval_passes_traced_scalars_and_rejects_concrete_outsider
             checks.check_unit_interval("gamma", bad)
     with pytest.raises(ValueError, match="gamma must be a scalar"):
         checks.check_unit_interval("gamma", np.ones(2))
+    for bad in (True, "0.5", None):  # as check_number: never coerced into some number
+        with pytest.raises(ValueError, match=r"gamma must be a number in \[0, 1\]"):
+            checks.check_unit_interval("gamma", bad)
+    assert checks.check_unit_interval("gamma", np.float32(1.0)) == 1.0
+    assert checks.check_unit_interval("gamma", np.array(0)) == 0.0
     assert jax.jit(lambda g: checks.check_unit_interval("gamma", g) * 2)(0.25) == 0.5
 
 

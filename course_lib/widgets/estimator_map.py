@@ -43,9 +43,8 @@ def equal_compute_measures(family: EstimatorFamily, target, budget: float):
 
 
 def scale_free_error_on_map(direction_error, snr):
-    """The scale-free error at (1 − cos, SNR) (docs/notation.md §4): 1 − max(0, cos)² SNR/(1+SNR)
-    on grids of direction errors and SNRs."""
-    return 1 - np.maximum(0, 1 - direction_error) ** 2 * snr / (1 + snr)
+    """``stats.scale_free_error`` at the map's coordinates (1 − cos, SNR), e.g. on grids."""
+    return stats.scale_free_error(1 - np.asarray(direction_error), snr)
 
 
 class EstimatorMapExplorer(SliderExplorer):
