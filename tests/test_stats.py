@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import pytest
 
+from course_lib import stats
 from course_lib.stats import (
     bootstrap_ci,
     measure_intervals,
@@ -108,6 +109,8 @@ def test_scale_free_mse_is_the_brute_force_minimum_over_the_step_length():
         m = moment_measures(mean, cov, target)
         closed = 1 - max(m.cosine, 0.0) ** 2 * m.snr / (1 + m.snr)
         assert m.scale_free_mse == pytest.approx(closed, abs=1e-12)
+        assert stats.scale_free_error(m.cosine, m.snr) == pytest.approx(expected, abs=1e-9)
+    assert stats.scale_free_error(-0.5, 3.0) == 1.0 and stats.scale_free_error(0.5, np.inf) == 0.75
     assert scale_free_mse(GAUSSIAN_MEANS[2], np.eye(3), GAUSSIAN_TARGETS[2]) == 1.0
     assert scale_free_mse(np.zeros(3), np.zeros((3, 3)), GAUSSIAN_TARGETS[0]) == 1.0  # g ≡ 0
     # Batched over a leading axis, with one target for all.
