@@ -84,6 +84,7 @@ from course_lib.experiments.intervals import (
     scale_free_measures,
     seed_interval,
     snr_over_training,
+    student_interval,
 )
 from course_lib.experiments.results import (
     PARTIAL_SUFFIX,
@@ -159,6 +160,7 @@ __all__ = [
     "scale_free_measures",
     "seed_interval",
     "snr_over_training",
+    "student_interval",
     "steps_per_rollout",
     "trial_decision",
     "variance_by_k",

@@ -11,6 +11,7 @@ leaves the previous version or the new one, never half a file.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib.metadata
 import json
@@ -62,6 +63,20 @@ class Results(NamedTuple):
     # checkpoint: each estimator's own, constant but for auto<K>, whose weights tune themselves
     variance: np.ndarray  # [E, S, C, E]
     snr: np.ndarray  # [E, S, C, E]
+
+    def select(self, estimators) -> Results:
+        """These results for some of the estimators only, in the order given (every series, the
+        cross-measures ``variance`` and ``snr`` along both estimator axes, and the settings)."""
+        names = tuple(parse_estimator(name).name for name in estimators)
+        at = [self.index(name) for name in names]
+        fields = {name: getattr(self, name)[at] for name in SAVED if name != "env_steps"}
+        return self._replace(
+            config=dataclasses.replace(self.config, estimators=names),
+            estimators=names,
+            **fields,
+            variance=self.variance[at][..., at],
+            snr=self.snr[at][..., at],
+        )
 
     def index(self, estimator: str) -> int:
         """Position of ``estimator`` in ``estimators`` (ValueError listing them if absent)."""
