@@ -19,7 +19,12 @@ Measured 2026-12-02, jax 0.10.2 on 2 AMD EPYC cores (avx2, fma) shared with four
     estimated full run (16 checkpoints): 25 min;  lesson 02's sweep: 7 min (same load)
 
 So ``make results`` takes about half an hour there; less on an idle machine. The run before these
-controls (4 estimators x 4 seeds) took 8.4 minutes (``results/snake_full.json``).
+controls (4 estimators x 4 seeds) took 8.4 minutes.
+
+The stored run itself (``results/snake_full.json``): ``full_config()`` with ``auto5`` added (11
+estimators x 8 seeds = 88 runs), 2026-12-02 on the same 2 AMD EPYC cores, jax 0.10.2, took
+2,357 s (39 minutes), compiling once per group of K and M (4 groups) and once for the sampler;
+other jobs (unit tests and a 3-minute benchmark) shared the cores for about 25 of those minutes.
 """
 
 from __future__ import annotations
