@@ -753,8 +753,10 @@ def test_meta_lr_set_rejects_a_rate_without_runs_and_keeps_the_view(rate_explore
 # --------------------------------------------------------------------------------------------------
 # Lesson 07's trial-decision explorer: the oracle is experiments.trial_decision on the stored runs
 
-# (threshold, trial) reaching each outcome on the stored runs: k5, mix5, and none accepted.
-DECISION_SETTINGS = [(0.001, 2), (0.01, 4), (0.3, 16), (0.03, 3), (0.001, 1)]
+# (threshold, trial) reaching each outcome on lesson 07's runs: mix5, and none accepted (the
+# rule never picks k5 or auto5 there: mix5's SNR wins every tie in K).
+DECISION_SETTINGS = [(0.001, 2), (0.01, 4), (0.3, 16), (0.03, 3), (0.001, 1), (0.2, 2)]
+CANDIDATES = ["k1", "k5", "mix5", "auto5", "fixed5"]  # lesson 07's runs, from the defaults
 
 
 @pytest.fixture(scope="module")
@@ -762,12 +764,18 @@ def stored_results():
     return experiments.load_results(experiments.STORED_RESULTS)
 
 
+@pytest.fixture(scope="module")
+def candidate_results(stored_results):
+    return stored_results.select(CANDIDATES)
+
+
 @pytest.fixture
-def decision_explorer(stored_results):
-    return widgets.TrialDecisionExplorer(stored_results, threshold=0.01, trial=4)
+def decision_explorer(candidate_results):
+    return widgets.TrialDecisionExplorer(candidate_results, threshold=0.01, trial=4)
 
 
-def test_decision_explorer_shows_exactly_the_trial_decision(decision_explorer, stored_results):
+def test_decision_explorer_shows_exactly_the_trial_decision(decision_explorer, candidate_results):
+    stored_results = candidate_results
     chosen = set()
     for threshold, trial in DECISION_SETTINGS:
         decision_explorer.set(threshold=threshold, trial=trial)
@@ -781,25 +789,28 @@ def test_decision_explorer_shows_exactly_the_trial_decision(decision_explorer, s
         assert f"{stored_results.env_steps[trial - 1]:,} steps per agent" in text
         assert (expected.chosen or "none, keep the hand-set values") in text
         chosen.add(expected.chosen)
-    assert chosen == {"k5", "mix5", None}  # the settings reach every outcome
+    assert chosen == {"mix5", None}  # the settings reach every outcome
 
 
-def test_decision_sliders_themselves_update_the_view(decision_explorer, stored_results):
+def test_decision_sliders_themselves_update_the_view(decision_explorer, candidate_results):
     decision_explorer.trial_slider.value = 2
     decision_explorer.threshold_slider.value = 0.001
-    assert decision_explorer.plot_data["outlined"] == ["k5"]
+    assert decision_explorer.plot_data["outlined"] == ["mix5"]
     assert decision_explorer.readout["decision"] == experiments.trial_decision(
-        stored_results, 0.001, 2
+        candidate_results, 0.001, 2
     )
     decision_explorer.threshold_slider.value = 0.2
     assert decision_explorer.plot_data["outlined"] == ["fixed5"]
     assert decision_explorer.plot_data["threshold"] == pytest.approx(0.2)
 
 
-def test_decision_explorer_draws_each_runs_snr_and_final_return(decision_explorer, stored_results):
+def test_decision_explorer_draws_each_runs_snr_and_final_return(
+    decision_explorer, candidate_results
+):
+    stored_results = candidate_results
     data = decision_explorer.plot_data
     own = experiments.own_snr(stored_results)
-    assert list(data["snr"]) == ["k1", "k5", "mix5"]  # the fixed control has no meta-gradient
+    assert list(data["snr"]) == ["k1", "k5", "mix5", "auto5"]  # the control has no meta-gradient
     for name, curve in data["snr"].items():
         np.testing.assert_allclose(curve, own[name].mean(axis=0), rtol=1e-12)
     # Final return: the mean over the last quarter (4 of 16) of checkpoints, then over seeds.
@@ -825,10 +836,7 @@ def test_decision_moves_blit_without_compiling_redrawing_or_moving_axes(
 
 def only_fixed(results):
     """The stored results cut down to the hand-set control alone."""
-    last = slice(len(results.estimators) - 1, None)
-    return results._replace(
-        estimators=results.estimators[last], samples=results.samples[last], snr=results.snr[last]
-    )
+    return results.select(["fixed5"])
 
 
 BAD_THRESHOLD = "threshold must be a number from 0.001 to 0.3162"
