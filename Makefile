@@ -50,7 +50,7 @@ notebooks: $(STAMP)
 	$(PY) -m course_lib.make_notebooks
 
 # The static site in site/ (committed, so the lessons can be read before installing): every lesson
-# of solutions/ executed at full size, 5-6 min on 2 CPU cores; executions are cached in
+# of solutions/ executed at full size, about 10 min on 2 CPU cores; executions are cached in
 # .cache/site, so a rebuild executes only the lessons whose notebook or library changed.
 site: $(STAMP)
 	$(PY) -m course_lib.make_site
