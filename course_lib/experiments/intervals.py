@@ -36,15 +36,21 @@ class Interval(NamedTuple):
         return not self.low <= x <= self.high
 
 
-def seed_interval(per_seed, level: float = 0.9, n_boot: int = 2000, seed: int = 0) -> Interval:
-    """The mean over seeds of ``per_seed`` [n_seeds] and its bootstrap interval (seeds resampled
-    with replacement, ``stats.bootstrap_ci``). NaN entries are dropped; at least 2 must remain."""
+def _finite_per_seed(per_seed) -> np.ndarray:
+    """``per_seed`` as a 1-D float array without its NaN entries; at least 2 must remain."""
     values = np.asarray(per_seed, dtype=float)
     if values.ndim != 1:
         raise ValueError(f"per_seed must be [n_seeds], got shape {values.shape}")
     values = values[np.isfinite(values)]
     if values.size < 2:
         raise ValueError(f"per_seed needs at least 2 finite values, got {values.size}")
+    return values
+
+
+def seed_interval(per_seed, level: float = 0.9, n_boot: int = 2000, seed: int = 0) -> Interval:
+    """The mean over seeds of ``per_seed`` [n_seeds] and its bootstrap interval (seeds resampled
+    with replacement, ``stats.bootstrap_ci``). NaN entries are dropped; at least 2 must remain."""
+    values = _finite_per_seed(per_seed)
     mean_over_seeds = lambda s: s.mean(axis=0)[..., 0]
     low, high = stats.bootstrap_ci(
         values[:, None], mean_over_seeds, jax.random.PRNGKey(seed), n_boot, level
@@ -59,12 +65,7 @@ def student_interval(per_seed, level: float = 0.9) -> Interval:
     With few seeds the percentile bootstrap of ``seed_interval`` is too narrow (it resamples only
     the n values seen, and n = 8 gives it few distinct means); the t interval assumes roughly
     normal per-seed values instead. A claim that holds under both is one to state."""
-    values = np.asarray(per_seed, dtype=float)
-    if values.ndim != 1:
-        raise ValueError(f"per_seed must be [n_seeds], got shape {values.shape}")
-    values = values[np.isfinite(values)]
-    if values.size < 2:
-        raise ValueError(f"per_seed needs at least 2 finite values, got {values.size}")
+    values = _finite_per_seed(per_seed)
     half = scipy_stats.t.ppf(0.5 + level / 2, values.size - 1) * values.std(ddof=1)
     half /= np.sqrt(values.size)
     mean = float(values.mean())
