@@ -228,7 +228,8 @@ def _check_site(folder: Path, lessons: list[str]) -> None:
     }
     for name in ("index", "notation", "reading"):
         assert make_site.page_problems((folder / f"{name}.html").read_text(), lesson=False) == []
-    for page in folder.glob("*.html"):
+    for name in ("index", "notation", "reading", *lessons):
+        page = folder / f"{name}.html"
         assert (folder / STYLE_LINK.search(page.read_text()).group(1)).is_file(), page.name
     for stem in lessons:
         page = (folder / f"{stem}.html").read_text()
