@@ -32,8 +32,10 @@ lab: $(STAMP) $(LAB_OVERRIDES)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --MultiKernelManager.default_kernel_name=$(KERNEL) \
 		$(ALLOW_ROOT) "$(CURDIR)/notebooks/00_setup_and_jax.ipynb"
 
+# One pytest worker per core; tests that share a kernel, a compiled program or a fixture run in one
+# worker (tests/conftest.py says how they are grouped).
 test: $(STAMP) $(LAB_OVERRIDES)
-	COURSE_QUICK=1 $(PY) -m pytest
+	COURSE_QUICK=1 $(PY) -m pytest -n auto --dist loadgroup
 
 # Grade one lesson from a terminal: make grade LESSON=01
 grade: $(STAMP)

@@ -9,11 +9,8 @@ import rlax
 from course_lib import agents
 from course_lib.envs.snake import make_snake
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    with jax.enable_x64(True):
-        yield
+# Every test in float64 (the oracles compare to 1e-10): the fixture is in conftest.py.
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def random_batch(seed, T=7, B=3):

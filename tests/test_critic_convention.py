@@ -29,10 +29,8 @@ LEARNING_RATE, DECAY, EPS, MAX_NORM = 3e-3, 0.9, 1e-8, 1.0  # snake_problem's RM
 OUTER_GAMMA = 0.99  # the outer surrogate's reference γ'; its λ' = 1
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    with jax.enable_x64(True):
-        yield
+# Every test in float64 (the oracles compare to 1e-10): the fixture is in conftest.py.
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def _net(layers, x):

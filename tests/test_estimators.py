@@ -16,11 +16,8 @@ import pytest
 
 from course_lib import estimators, exact, metagrad
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    with jax.enable_x64(True):
-        yield
+# Every test in float64 (the oracles compare to 1e-10): the fixture is in conftest.py.
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def bandit():

@@ -2,17 +2,13 @@
 
 import itertools
 
-import jax
 import numpy as np
 import pytest
 
 from course_lib import metagrad, mixing, stats
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    with jax.enable_x64(True):
-        yield
+# Every test in float64 (the oracles compare to 1e-10): the fixture is in conftest.py.
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def random_joint_moments(rng, k_max, n_eta, scale=1.0):
