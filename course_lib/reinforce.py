@@ -10,10 +10,12 @@ with G_t the reward-to-go and b_t a baseline that leaves episode i out.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
@@ -28,6 +30,8 @@ from course_lib.envs.cartpole import (
 )
 
 Array = jax.Array
+# vmap axes of a batch of episodes: the batch is axis 1 of the time-major fields, 0 of the returns.
+BATCH_AXES = Episodes(1, 1, 1, 1, 1, 0)
 
 
 def reward_to_go(rewards: Array, gamma: Array | float = 1.0) -> Array:
@@ -71,6 +75,7 @@ def reinforce_loss(
     return n_steps * policy_gradient_loss(logits, episodes.actions, episodes.mask * advantages)
 
 
+@functools.partial(jax.jit, static_argnames="baseline")
 def reinforce_advantages(
     episodes: Episodes, gamma: Array | float = 1.0, baseline: bool = True
 ) -> Array:
@@ -84,6 +89,7 @@ def reinforce_advantages(
     return returns * episodes.mask
 
 
+@functools.partial(jax.jit, static_argnames="policy_logits")
 def per_episode_gradients(
     params, episodes: Episodes, advantages: Array, policy_logits: PolicyLogits = mlp
 ) -> Array:
@@ -96,12 +102,11 @@ def per_episode_gradients(
         grads = jax.grad(reinforce_loss)(params, episode, adv, policy_logits)
         return ravel_pytree(grads)[0]
 
-    in_axes = (Episodes(1, 1, 1, 1, 1, 0), 1)
-    return jax.vmap(one_episode, in_axes=in_axes)(episodes, advantages)
+    return jax.vmap(one_episode, in_axes=(BATCH_AXES, 1))(episodes, advantages)
 
 
 class ReinforceConfig(NamedTuple):
-    """Settings of a REINFORCE run on CartPole (defaults learn in about 20 s on a laptop CPU)."""
+    """Settings of REINFORCE on CartPole: ``n_runs`` independent runs, trained side by side."""
 
     n_updates: int = 40
     n_envs: int = 16
@@ -110,42 +115,81 @@ class ReinforceConfig(NamedTuple):
     baseline: bool = True
     hidden: tuple[int, ...] = (32,)
     max_steps: int = MAX_STEPS
+    n_runs: int = 1
 
 
+@functools.partial(jax.jit, static_argnames="hidden")
 def init_policy(key: Array, hidden: tuple[int, ...] = (32,)) -> MLPParams:
     """A CartPole policy MLP ``4 -> hidden -> 2`` with a near-uniform first policy."""
     return init_mlp(key, (OBS_DIM, *hidden, N_ACTIONS), last_layer_scale=0.01)
 
 
-def train_reinforce(key: Array, config: ReinforceConfig | None = None):
-    """Train a CartPole policy with REINFORCE (reward-to-go, optional baseline) and Adam.
+def split_runs(episodes: Episodes, n_runs: int) -> Episodes:
+    """Episodes of ``n_runs`` runs side by side (run r's are the r-th block of the batch axis) as
+    one batch per run: fields [T, n_runs·B, ...] -> [T, n_runs, B, ...], returns -> [n_runs, B].
+    """
+    *time_major, episode_returns = episodes
+    return Episodes(
+        *(x.reshape(x.shape[0], n_runs, -1, *x.shape[2:]) for x in time_major),
+        episode_returns.reshape(n_runs, -1),
+    )
 
-    Each update samples ``n_envs`` whole episodes with the current policy and takes one Adam step
-    on ``reinforce_loss``. Gymnasium's stepping keeps this a Python loop; the update is jitted.
+
+def runs_logits(params: MLPParams, obs: Array) -> Array:
+    """The MLP policies of R runs side by side, in one call: params with leading [R] axes,
+    obs [R·B, 4] (run r's environments are the r-th block) -> logits [R·B, 2]."""
+    n_runs = jax.tree.leaves(params)[0].shape[0]
+    return jax.vmap(mlp)(params, obs.reshape(n_runs, -1, OBS_DIM)).reshape(-1, N_ACTIONS)
+
+
+def train_reinforce(key: Array, config: ReinforceConfig | None = None):
+    """Train ``n_runs`` CartPole policies with REINFORCE (reward-to-go, optional baseline) and Adam.
+
+    Each update samples ``n_envs`` whole episodes per run with its current policy and takes one
+    Adam step per run on ``reinforce_loss``. The runs share one vector env of ``n_runs · n_envs``
+    CartPoles and one jitted policy call per step (``runs_logits``); each has its own initial
+    policy, episodes and baseline. Gymnasium's stepping keeps this a Python loop; the
+    initialisation and the update are jitted. The same ``(key, config)`` gives the same runs.
 
     Returns:
-      ``(params, episode_returns)``: the final policy MLP and ``[n_updates, n_envs]`` returns of
-      the episodes each update was computed from.
+      ``(params, episode_returns)``: the final policy MLPs (leaves with a leading [n_runs] axis)
+      and ``[n_runs, n_updates, n_envs]`` returns of the episodes each update was computed from.
     """
     config = ReinforceConfig() if config is None else config
     if config.n_updates < 1:
         raise ValueError(f"n_updates must be >= 1, got {config.n_updates}")
+    if config.n_runs < 1:
+        raise ValueError(f"n_runs must be >= 1, got {config.n_runs}")
     init_key, run_key = jax.random.split(key)
-    params = init_policy(init_key, config.hidden)
-    sample = make_episode_sampler(config.n_envs, config.max_steps, policy_logits=mlp)
     optimizer = optax.adam(config.learning_rate)
-    opt_state = optimizer.init(params)
 
     @jax.jit
-    def update(params, opt_state, episodes: Episodes):
+    def init(key: Array):
+        keys = jax.random.split(key, config.n_runs)
+        params = jax.vmap(init_policy, in_axes=(0, None))(keys, config.hidden)
+        return params, jax.vmap(optimizer.init)(params)
+
+    def update_one(params, opt_state, episodes: Episodes):
         adv = reinforce_advantages(episodes, config.gamma, config.baseline)
         grads = jax.grad(reinforce_loss)(params, episodes, adv)
         updates, opt_state = optimizer.update(grads, opt_state)
         return optax.apply_updates(params, updates), opt_state
 
+    @jax.jit
+    def update(params, opt_state, episodes: Episodes):
+        runs = split_runs(episodes, config.n_runs)
+        params, opt_state = jax.vmap(update_one, in_axes=(0, 0, BATCH_AXES))(
+            params, opt_state, runs
+        )
+        return params, opt_state, runs.episode_returns
+
+    sample = make_episode_sampler(
+        config.n_runs * config.n_envs, config.max_steps, policy_logits=runs_logits
+    )
+    params, opt_state = init(init_key)
     history = []
-    for step_key in jax.random.split(run_key, config.n_updates):
-        episodes = sample(params, step_key)
-        history.append(episodes.episode_returns)
-        params, opt_state = update(params, opt_state, episodes)
-    return params, jnp.stack(history)
+    for step in range(config.n_updates):
+        episodes = sample(params, jax.random.fold_in(run_key, step))
+        params, opt_state, episode_returns = update(params, opt_state, episodes)
+        history.append(np.asarray(episode_returns))
+    return params, jnp.asarray(np.stack(history, axis=1))

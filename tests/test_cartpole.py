@@ -13,12 +13,6 @@ from course_lib.envs.cartpole import Episodes, make_episode_sampler
 from course_lib.reinforce import ReinforceConfig
 
 
-@pytest.fixture
-def float64():
-    with jax.enable_x64(True):
-        yield
-
-
 @pytest.fixture(scope="module")
 def episodes():
     params = reinforce.init_policy(jax.random.PRNGKey(0))
@@ -34,7 +28,6 @@ def episodes():
         (dict(n_envs=2.0), "n_envs must be an integer >= 1"),
         (dict(n_envs=2, max_steps=0), "max_steps must be an integer from 1 to 500, got 0"),
         (dict(n_envs=2, max_steps=501), "max_steps must be an integer from 1 to 500, got 501"),
-        (dict(n_envs=2, vectorization_mode="async"), "vectorization_mode must be"),
     ],
 )
 def test_sampler_rejects_bad_arguments(kwargs, message):
@@ -54,6 +47,8 @@ def test_episode_arrays_have_time_major_shapes(episodes):
 def test_same_key_gives_same_episodes_and_other_keys_differ():
     params = reinforce.init_policy(jax.random.PRNGKey(0))
     sample = make_episode_sampler(n_envs=4, max_steps=60, policy_logits=mlp)
+    # b starts where a left the vector env (some copies waiting for gymnasium's auto-reset), so the
+    # reset at the start of each sample must leave nothing of the previous one behind.
     a, b = sample(params, jax.random.PRNGKey(7)), sample(params, jax.random.PRNGKey(7))
     # A second sampler (a fresh gymnasium env) must reproduce them too.
     c = make_episode_sampler(n_envs=4, max_steps=60, policy_logits=mlp)(
@@ -79,7 +74,8 @@ def test_each_episode_is_a_prefix_ending_in_one_done(episodes):
 
 
 def test_observations_and_actions_replay_in_a_plain_gymnasium_env(episodes):
-    """obs[t] must be the state a_t was taken in: replaying the actions reproduces obs[t + 1]."""
+    """The vectorised rollout agrees with stepping one plain env at a time: obs[t] is the state a_t
+    was taken in, so replaying each episode's actions from its obs[0] reproduces obs[t + 1]."""
     obs, actions = np.asarray(episodes.obs), np.asarray(episodes.actions)
     for b, length in enumerate(np.asarray(episodes.episode_returns).astype(int)):
         env = gymnasium.make("CartPole-v1")
@@ -98,9 +94,9 @@ def test_observations_and_actions_replay_in_a_plain_gymnasium_env(episodes):
 def test_time_limit_truncates_every_episode():
     params = reinforce.init_policy(jax.random.PRNGKey(0))
     # No episode of CartPole can fail within its first 5 steps, so all are cut by the limit.
-    out = make_episode_sampler(
-        n_envs=3, max_steps=5, policy_logits=mlp, vectorization_mode="vector_entry_point"
-    )(params, jax.random.PRNGKey(0))
+    out = make_episode_sampler(n_envs=3, max_steps=5, policy_logits=mlp)(
+        params, jax.random.PRNGKey(0)
+    )
     np.testing.assert_array_equal(out.episode_returns, [5, 5, 5])
     np.testing.assert_array_equal(out.dones[-1], [True, True, True])
 
@@ -173,15 +169,52 @@ def test_advantages_are_zero_in_the_padding_and_baseline_changes_them(episodes):
     assert not np.allclose(plain, based)
 
 
-def test_train_reinforce_rejects_no_updates():
-    with pytest.raises(ValueError, match="n_updates must be >= 1, got 0"):
-        reinforce.train_reinforce(jax.random.PRNGKey(0), ReinforceConfig(n_updates=0))
+def test_split_runs_gives_each_run_its_own_block_of_episodes(episodes):
+    episodes = Episodes(*(np.asarray(x) for x in episodes))
+    runs = reinforce.split_runs(episodes, 3)  # 6 episodes: runs of 2
+    assert runs.obs.shape == (100, 3, 2, 4) and runs.episode_returns.shape == (3, 2)
+    for r in range(3):
+        own = slice(2 * r, 2 * r + 2)
+        for got, field in zip(runs[:-1], episodes[:-1], strict=True):
+            np.testing.assert_array_equal(got[:, r], field[:, own])
+        np.testing.assert_array_equal(runs.episode_returns[r], episodes.episode_returns[own])
 
 
-def test_a_short_reinforce_run_makes_episodes_much_longer():
-    config = ReinforceConfig(n_updates=12, n_envs=8, learning_rate=0.05)
+def test_runs_logits_applies_each_runs_policy_to_its_own_environments():
+    rng = np.random.default_rng(1)
+    shapes = [((4, 8), (8,)), ((8, 2), (2,))]  # 3 runs' MLPs 4 -> 8 -> 2
+    params = [tuple(rng.normal(size=(3, *s)).astype(np.float32) for s in layer) for layer in shapes]
+    obs = rng.normal(size=(3 * 5, 4)).astype(np.float32)
+    logits = jax.jit(reinforce.runs_logits)(params, obs)
+    assert logits.shape == (15, 2)
+    one_policy = jax.jit(mlp)
+    runs = [[tuple(x[r] for x in layer) for layer in params] for r in range(3)]
+    for r in range(3):
+        rows = slice(5 * r, 5 * r + 5)
+        np.testing.assert_allclose(logits[rows], one_policy(runs[r], obs[rows]), rtol=1e-6)
+    assert not np.allclose(logits[:5], one_policy(runs[1], obs[:5]))
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (ReinforceConfig(n_updates=0), "n_updates must be >= 1, got 0"),
+        (ReinforceConfig(n_runs=0), "n_runs must be >= 1, got 0"),
+    ],
+)
+def test_train_reinforce_rejects_bad_settings(config, message):
+    with pytest.raises(ValueError, match=message):
+        reinforce.train_reinforce(jax.random.PRNGKey(0), config)
+
+
+def test_short_reinforce_runs_side_by_side_each_make_episodes_much_longer():
+    config = ReinforceConfig(n_updates=12, n_envs=8, learning_rate=0.05, n_runs=2)
     params, returns = reinforce.train_reinforce(jax.random.PRNGKey(0), config)
-    assert returns.shape == (12, 8)
-    first, last = float(returns[0].mean()), float(returns[-4:].mean())
-    # A random policy balances for about 20 steps.
-    assert first < 40 and last > 3 * first, (first, last)
+    assert returns.shape == (2, 12, 8)
+    assert jax.tree.leaves(params)[0].shape[0] == 2
+    # Each run has its own initial policy and episodes.
+    assert not np.array_equal(returns[0], returns[1])
+    for run in np.asarray(returns):
+        first, last = float(run[0].mean()), float(run[-4:].mean())
+        # A random policy balances for about 20 steps.
+        assert first < 40 and last > 3 * first, (first, last)

@@ -1,11 +1,13 @@
 """Gymnasium's CartPole driven by a JAX policy: whole episodes as arrays (REINFORCE: ``reinforce``).
 
-Lesson 01's environment loop. Gymnasium steps the environments (a vector env of ``n_envs`` copies of
-``CartPole-v1``, made with ``gymnasium.make_vec``); JAX does everything that is differentiable:
-the policy, its log-probabilities, the loss, the gradient, the update. Each sample is one episode
-per environment, run until it ends (the pole falls or the cart leaves the track) or reaches
-``max_steps`` (500 for ``CartPole-v1``), stored time-major in arrays padded to ``max_steps`` so
-that every batch has the same shapes and the jitted loss compiles once.
+Lesson 01's environment loop. Gymnasium steps the environments (``n_envs`` copies of
+``CartPole-v1`` in CartPole's own vectorised implementation, ``CartPoleVectorEnv``, made with
+``gymnasium.make_vec``: one NumPy step moves every copy); JAX does everything that is
+differentiable: the policy (one jitted call per step for all copies), its log-probabilities, the
+loss, the gradient, the update. Each sample is one episode per environment, run until it ends (the
+pole falls or the cart leaves the track) or reaches ``max_steps`` (500 for ``CartPole-v1``), stored
+time-major in arrays padded to ``max_steps`` so that every batch has the same shapes and the jitted
+loss compiles once.
 
 Reproducibility: a sample is a function of ``(params, key)``: the key seeds both gymnasium's resets
 and the action sampling.
@@ -13,6 +15,7 @@ and the action sampling.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -48,25 +51,31 @@ class Episodes(NamedTuple):
     episode_returns: Array
 
 
+@functools.partial(jax.jit, static_argnames="policy_logits")
+def _sample_actions(params, obs: Array, key: Array, t: int, policy_logits: PolicyLogits) -> Array:
+    """Step t's actions [B] ~ ``softmax(policy_logits(params, obs [B, 4]))``, in one call."""
+    # fold_in instead of a split per step: one key per step without a host-side split.
+    return jax.random.categorical(jax.random.fold_in(key, t), policy_logits(params, obs))
+
+
 def make_episode_sampler(
     n_envs: int,
     max_steps: int = MAX_STEPS,
     *,
     policy_logits: PolicyLogits,
-    vectorization_mode: str = "sync",
 ) -> Callable[[object, Array], Episodes]:
     """Build ``sample(params, key) -> Episodes``: one CartPole episode in each of ``n_envs`` envs.
 
-    Actions are drawn from ``softmax(policy_logits(params, obs))`` with ``obs [n_envs, 4]``; the
-    sampling step is jitted once here, so every call after the first reuses it. Stepping stops as
-    soon as every episode has ended; the arrays are still ``max_steps`` long.
+    Actions are drawn from ``softmax(policy_logits(params, obs))`` with ``obs [n_envs, 4]``, one
+    jitted call for all environments per step (compiled once per policy and ``n_envs``). Stepping
+    stops as soon as every episode has ended; the arrays are still ``max_steps`` long. An
+    environment whose episode has ended is reset by gymnasium on its next step (its data after the
+    end is dropped: the padding stays zero).
 
     Args:
       n_envs: episodes per sample (B), each in its own copy of the environment.
       max_steps: the time limit T, from 1 to 500 (``CartPole-v1``'s own limit).
       policy_logits: ``(params, obs [B, 4]) -> logits [B, 2]``, e.g. ``agents.mlp``.
-      vectorization_mode: gymnasium's ``"sync"`` (a ``SyncVectorEnv`` of ``n_envs`` ordinary
-        environments) or ``"vector_entry_point"`` (CartPole's numpy-vectorised env, faster).
     Returns:
       ``sample(params, key) -> Episodes``; the same ``(params, key)`` gives the same episodes.
     """
@@ -74,23 +83,17 @@ def make_episode_sampler(
         raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
     if not isinstance(max_steps, int) or not 1 <= max_steps <= MAX_STEPS:
         raise ValueError(f"max_steps must be an integer from 1 to {MAX_STEPS}, got {max_steps!r}")
-    if vectorization_mode not in ("sync", "vector_entry_point"):
-        raise ValueError(
-            f"vectorization_mode must be 'sync' or 'vector_entry_point', got {vectorization_mode!r}"
-        )
     env = gymnasium.make_vec(
-        ENV_ID, num_envs=n_envs, vectorization_mode=vectorization_mode, max_episode_steps=max_steps
+        ENV_ID,
+        num_envs=n_envs,
+        vectorization_mode="vector_entry_point",
+        max_episode_steps=max_steps,
     )
-
-    @jax.jit
-    def act(params, obs: Array, key: Array, t: Array) -> Array:
-        # fold_in instead of a split per step: one key per step without a host-side split.
-        return jax.random.categorical(jax.random.fold_in(key, t), policy_logits(params, obs))
 
     def sample(params, key: Array) -> Episodes:
         reset_key, act_key = jax.random.split(key)
         seed = int(jax.random.randint(reset_key, (), 0, np.iinfo(np.int32).max))
-        obs, _ = env.reset(seed=seed)  # env i is seeded with seed + i
+        obs, _ = env.reset(seed=seed)
         buf_obs = np.zeros((max_steps, n_envs, OBS_DIM), np.float32)
         buf_actions = np.zeros((max_steps, n_envs), np.int32)
         buf_rewards = np.zeros((max_steps, n_envs), np.float32)
@@ -98,8 +101,7 @@ def make_episode_sampler(
         buf_mask = np.zeros((max_steps, n_envs), np.float32)
         running = np.ones(n_envs, bool)
         for t in range(max_steps):
-            actions = np.asarray(act(params, obs, act_key, t))
-            # Padding stays zero: an ended episode's env is reset by gymnasium and its data dropped.
+            actions = np.asarray(_sample_actions(params, obs, act_key, t, policy_logits))
             buf_obs[t, running], buf_actions[t, running] = obs[running], actions[running]
             buf_mask[t] = running
             obs, rewards, terminated, truncated, _ = env.step(actions)
