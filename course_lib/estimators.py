@@ -165,15 +165,22 @@ def _check_sigma(sigma):
     return sigma
 
 
-def _es(problem, eta, key, k_max, sigma, n_pairs):
+def es_directions(key: jax.Array, n_pairs: int, n_eta: int, dtype) -> tuple[jax.Array, jax.Array]:
+    """What ``es_meta_gradients`` draws from its key: the directions ε_1..ε_N [n_pairs, n_eta]
+    and the pairs' keys [n_pairs] (each shared by both signs of its pair)."""
     direction_key, batch_key = jax.random.split(key)
-    directions = jax.random.normal(direction_key, (n_pairs, eta.shape[0]), eta.dtype)
+    directions = jax.random.normal(direction_key, (n_pairs, n_eta), dtype)
+    return directions, metagrad.seed_keys(batch_key, n_pairs)
+
+
+def _es(problem, eta, key, k_max, sigma, n_pairs):
+    directions, keys = es_directions(key, n_pairs, eta.shape[0], eta.dtype)
 
     def pair(direction, key):  # one key for both signs: common random numbers
         losses = lambda eta: unroll.sampled_outer_losses(problem, eta, key, k_max)
         return losses(eta + sigma * direction) - losses(eta - sigma * direction)
 
-    differences = jax.vmap(pair)(directions, metagrad.seed_keys(batch_key, n_pairs))
+    differences = jax.vmap(pair)(directions, keys)
     return jnp.einsum("nk,ne->ke", differences, directions) / (2 * n_pairs * sigma)
 
 

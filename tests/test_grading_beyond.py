@@ -97,15 +97,17 @@ def test_reference_correction_turns_g_k_into_the_library_corrected_meta_gradient
     with jax.enable_x64(True):
         problem = beyond.random_bandit(rng, 3, 2)
         key, k = jax.random.key(7), 4
-        losses = metagrad.prefix_outer_losses(problem, problem.eta0, key, k)
-        scores = beyond.batch_score_gradients(problem, problem.eta0, key, k)
+        plain, losses, scores = beyond.sampled_run(problem, problem.eta0, key, k)
         np.testing.assert_allclose(scores[0], 0.0, atol=1e-15)  # θ_0 does not depend on η
         assert np.abs(np.asarray(scores[1:])).max() > 1e-3
-        corrected = metagrad.k_step_meta_gradients(problem, problem.eta0, key, k) + (
-            beyond.reference_sampling_correction(losses, scores)
+        np.testing.assert_allclose(
+            losses, metagrad.prefix_outer_losses(problem, problem.eta0, key, k), rtol=1e-12
         )
         np.testing.assert_allclose(
-            corrected,
+            plain, metagrad.k_step_meta_gradients(problem, problem.eta0, key, k), rtol=1e-12
+        )
+        np.testing.assert_allclose(
+            plain + beyond.reference_sampling_correction(losses, scores),
             metagrad.k_step_meta_gradients(problem, problem.eta0, key, k, sampling_correction=True),
             rtol=1e-12,
             atol=1e-15,

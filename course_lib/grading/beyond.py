@@ -8,6 +8,8 @@ Like lessons 03–05, the checks name the usual wrong answers (``Comparison.mist
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,20 +20,27 @@ from course_lib.grading.inputs import f32, numbers
 from course_lib.grading.toy_problems import random_bandit, random_quadratic
 
 
-def batch_score_gradients(problem, eta, key: jax.Array, k_max: int) -> jax.Array:
-    """∇_η log P(τ_j | θ_j(η)) for j = 0..k_max − 1 along the run of
-    ``metagrad.k_step_meta_gradients`` with the same key (τ_j trains update j + 1), [k_max, n_eta].
+@functools.partial(jax.jit, static_argnames=("problem", "k_max"))
+def sampled_run(problem, eta, key: jax.Array, k_max: int):
+    """Along the run of ``metagrad.k_step_meta_gradients`` with the same key, from one compiled
+    ``jax.jacfwd``: the plain g_1..g_k_max [k_max, n_eta], the losses L_1..L_k_max [k_max]
+    (``metagrad.prefix_outer_losses``) and the scores ∇_η log P(τ_j | θ_j(η)) for
+    j = 0..k_max − 1 [k_max, n_eta] (τ_j trains update j + 1).
 
-    Row 0 is zero: τ_0 is drawn by θ_0, which η has not touched yet.
+    Row 0 of the scores is zero: τ_0 is drawn by θ_0, which η has not touched yet.
     """
-    scores = lambda eta: unroll.sampled_outer_losses(problem, eta, key, k_max, True)[1]
-    return jax.jacfwd(scores)(jnp.asarray(eta))
+    run = lambda eta: unroll.sampled_outer_losses(problem, eta, key, k_max, True)
+    (meta_gradients, scores), (losses, _) = jax.jacfwd(lambda eta: (run(eta),) * 2, has_aux=True)(
+        eta
+    )
+    return meta_gradients, losses, scores
 
 
 # --------------------------------------------------------------------------------------------------
 # Exercise 8.1: the sampling correction
 
 
+@jax.jit
 def reference_sampling_correction(losses, score_gradients):
     """L_k Σ_{j<k} ∇_η log P(τ_j | θ_j), from the library's own ``unroll.score_corrected`` on
     log-probabilities linear in η with these gradients and losses constant in η (so its
@@ -43,13 +52,12 @@ def reference_sampling_correction(losses, score_gradients):
 
 def _corrected_with(sampling_correction):
     """The learner's term added to the plain g_k on a bandit run: what the library's corrected
-    meta-gradient must equal."""
+    meta-gradient must equal. The learner's function is called on concrete arrays (it may use
+    NumPy)."""
 
     def corrected(problem, eta, seed, k):
-        key = jax.random.key(seed)
-        losses = metagrad.prefix_outer_losses(problem, eta, key, k)
-        plain = metagrad.k_step_meta_gradients(problem, eta, key, k)
-        return plain + sampling_correction(losses, batch_score_gradients(problem, eta, key, k))
+        plain, losses, scores = sampled_run(problem, eta, jax.random.key(seed), k)
+        return plain + sampling_correction(losses, scores)
 
     return corrected
 
@@ -73,7 +81,7 @@ def check_sampling_correction(rng) -> tuple[Comparison, Comparison]:
     Args (of the learner's function):
       losses: ``[K]``, L_1..L_K (``metagrad.prefix_outer_losses``).
       score_gradients: ``[K, n_eta]``, row j is ∇_η log P(τ_j | θ_j), j = 0..K − 1
-        (``batch_score_gradients``).
+        (``sampled_run``).
 
     Returns: ``[K, n_eta]``, row k − 1 is c_k.
     """
@@ -143,6 +151,13 @@ def check_sampling_correction(rng) -> tuple[Comparison, Comparison]:
 # Exercise 8.2: antithetic evolution strategies
 
 
+@jax.jit
+def _polynomial_losses(c, a, b, e, eta):
+    """c_k + a_k·η + ½ ηᵀ B_k η + e_k Σ_i η_i³ / 6 for k = 1..K: one compiled program per shape,
+    not one per operation, when a learner's function calls it eagerly."""
+    return c + a @ eta + 0.5 * jnp.einsum("kij,i,j->k", b, eta, eta) + e * jnp.sum(eta**3) / 6
+
+
 class _PolynomialLosses:
     """L_k(η) = c_k + a_k·η + ½ ηᵀ B_k η + e_k Σ_i η_i³ / 6, k = 1..K: a deterministic loss with
     a readable repr for the messages."""
@@ -153,8 +168,7 @@ class _PolynomialLosses:
         self.b = (b + np.swapaxes(b, 1, 2)) / 2
 
     def __call__(self, eta):
-        quadratic = 0.5 * jnp.einsum("kij,i,j->k", self.b, eta, eta)
-        return self.c + self.a @ eta + quadratic + self.e * jnp.sum(eta**3) / 6
+        return _polynomial_losses(self.c, self.a, self.b, self.e, eta)
 
     def __repr__(self):
         return f"a cubic loss_fn with K = {len(self.c)} losses (c + a·η + ½ ηᵀBη + e Σ η³/6)"
@@ -167,14 +181,15 @@ def reference_antithetic_es(loss_fn, eta, sigma, epsilons):
     return jnp.einsum("nk,ne->ke", differences, epsilons) / (2 * epsilons.shape[0] * sigma)
 
 
+_es_directions_jit = jax.jit(estimators.es_directions, static_argnums=(1, 2, 3))
+
+
 def _es_with(antithetic_es):
     """The learner's estimate on ``estimators.es_meta_gradients``' own directions and keys: the
     mean over pairs of one-pair estimates, each with its pair's common random numbers."""
 
     def es(problem, eta, seed, k, sigma, n_pairs):
-        direction_key, batch_key = jax.random.split(jax.random.key(seed))
-        epsilons = jax.random.normal(direction_key, (n_pairs, eta.shape[0]), eta.dtype)
-        keys = metagrad.seed_keys(batch_key, n_pairs)
+        epsilons, keys = _es_directions_jit(jax.random.key(seed), n_pairs, eta.shape[0], eta.dtype)
         pairs = [
             antithetic_es(
                 lambda e, key=key: metagrad.prefix_outer_losses(problem, e, key, k),
@@ -212,10 +227,9 @@ def check_antithetic_es(rng) -> tuple[Comparison, Comparison]:
 
     Returns: ``[K, n_eta]``.
     """
-    k, n_eta = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    k, n_eta, n_pairs = int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(2, 5))
 
     def on_a_polynomial(rng):
-        n_pairs = int(rng.integers(2, 5))
         return {
             "loss_fn": _PolynomialLosses(rng, k, n_eta),
             "eta": numbers(rng, n_eta),
@@ -266,7 +280,7 @@ def check_antithetic_es(rng) -> tuple[Comparison, Comparison]:
         output_name="ES estimate",
     )
     problem = random_quadratic(rng) if rng.random() < 0.5 else random_bandit(rng, 2, 1)
-    horizon = int(rng.integers(1, 4))
+    horizon, pairs_per_estimate = int(rng.integers(1, 4)), int(rng.integers(1, 4))
 
     def on_a_problem(rng):
         eta = f32(np.asarray(problem.eta0) + numbers(rng, problem.n_eta) / 4)
@@ -276,7 +290,7 @@ def check_antithetic_es(rng) -> tuple[Comparison, Comparison]:
             "seed": int(rng.integers(2**31)),
             "k": horizon,
             "sigma": float(rng.choice([0.05, 0.1, 0.3])),
-            "n_pairs": int(rng.integers(1, 4)),
+            "n_pairs": pairs_per_estimate,
         }
 
     on_problems = Comparison(
