@@ -54,18 +54,22 @@ AUTODIFF_MODES = ("forward", "reverse")
 def make_problem(name: str, **settings) -> MetaProblem:
     """The named meta-problem ("bandit", "quadratic" or "snake"), ``settings`` overriding defaults.
 
-    The same name and settings return the same object (per float precision), so compiled estimators
-    are reused. Unknown names or settings raise ``ValueError`` listing the valid ones.
+    The same name and settings return the same object (per float precision), a default given
+    explicitly or left out alike, so compiled estimators and warm-ups are reused. Unknown names or
+    settings raise ``ValueError`` listing the valid ones.
     """
     if name not in PROBLEM_BUILDERS:
         raise ValueError(f"unknown problem {name!r}; valid names: {sorted(PROBLEM_BUILDERS)}")
-    valid = list(inspect.signature(PROBLEM_BUILDERS[name]).parameters)
+    signature = inspect.signature(PROBLEM_BUILDERS[name])
+    valid = list(signature.parameters)
     unknown = sorted(set(settings) - set(valid))
     if unknown:
         raise ValueError(
             f"unknown settings {unknown} for problem {name!r}; valid settings: {valid}"
         )
-    frozen = tuple(sorted((k, _freeze(v)) for k, v in settings.items()))
+    bound = signature.bind(**settings)
+    bound.apply_defaults()
+    frozen = tuple(sorted((k, _freeze(v)) for k, v in bound.arguments.items()))
     return _cached_problem(name, frozen, bool(jax.config.jax_enable_x64))
 
 

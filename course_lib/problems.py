@@ -18,6 +18,7 @@ are reused.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -346,9 +347,22 @@ def _snake_start(
         # jit: jumanji's reset run op by op would dispatch (and compile) hundreds of small kernels
         return SnakeAgentState(params, opt.init(params), jax.jit(env.reset)(env_key))
     config = agents.TrainConfig(n_updates=warmup_updates, rollout_len=rollout_len, hidden=hidden)
-    warm, _ = jax.jit(agents.make_train(env, config))(jax.random.key(seed), hyper)
+    warm, _ = _compiled_warmup(env.grid, env.time_limit, env.n_envs, config)(
+        jax.random.key(seed), hyper
+    )
     opt_state = warm.opt_state if continue_opt_state else opt.init(warm.params)
     return SnakeAgentState(warm.params, opt_state, warm.env_state)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_warmup(
+    grid: int, time_limit: int, n_envs: int, config: agents.TrainConfig
+) -> Callable:
+    """``jit(agents.make_train(config))`` on these boards: one program for every seed's warm-up."""
+    from course_lib import agents
+    from course_lib.envs.snake import make_snake
+
+    return jax.jit(agents.make_train(make_snake(grid, time_limit, n_envs), config))
 
 
 def snake_problem(

@@ -339,27 +339,59 @@ def test_the_block_gives_the_engines_meta_gradients_from_any_state():
 
 def test_meta_learning_rates_share_one_compiled_chunk_and_each_sets_its_own_step():
     """Adam's first step moves each component of η by about the learning rate (|g| >> Adam's
-    eps), so one meta-update per run shows which rate a run used; a second rate compiles nothing."""
-    compilations = []
+    eps), so one meta-update per run shows which rate a run used. A second rate compiles nothing.
+    Both rates as rows of one chunk (``run_experiments``: 2 rates x 1 seed are the 2 rows of a
+    2-seed run) compile no chunk or sampler either, and give the separate runs' seed 0 up to float
+    rounding."""
+    compiled = []
 
-    def on_event(event, _duration, **_kwargs):
+    def on_event(event, _duration, fun_name="", **_kwargs):
         if event == "/jax/core/compile/backend_compile_duration":
-            compilations.append(event)
+            compiled.append(fun_name)
 
     one_update = dataclasses.replace(TINY, estimators=("k2",), n_checkpoints=1)
-
-    def first_step(rate):
-        config = dataclasses.replace(one_update, meta_learning_rate=rate)
-        eta = experiments.run_experiment(config, progress=False).eta[0]  # [seed, checkpoint, η]
-        return np.abs(eta[:, 1] - eta[:, 0]).max(axis=-1)
-
-    np.testing.assert_allclose(first_step(0.01), 0.01, rtol=1e-2)
+    rates = (0.01, 0.1)
+    configs = [dataclasses.replace(one_update, meta_learning_rate=rate) for rate in rates]
+    alone = [experiments.run_experiment(configs[0], progress=False)]
+    one_seed = [dataclasses.replace(config, n_seeds=1) for config in configs]
     jax.monitoring.register_event_duration_secs_listener(on_event)
     try:
-        np.testing.assert_allclose(first_step(0.1), 0.1, rtol=1e-2)
+        alone.append(experiments.run_experiment(configs[1], progress=False))
+        assert compiled == []
+        together = experiments.run_experiments(one_seed, progress=False)
     finally:
         jax.monitoring.unregister_event_duration_listener(on_event)
-    assert compilations == []
+    # Only the eager post-processing of a result with fewer rows compiles (hyper-parameters).
+    assert not {"jit(chunk)", "jit(sample)"} & set(compiled), compiled
+    for rate, separate, joint, config in zip(rates, alone, together, one_seed, strict=True):
+        eta = separate.eta[0]  # [seed, checkpoint, η]
+        np.testing.assert_allclose(np.abs(eta[:, 1] - eta[:, 0]).max(axis=-1), rate, rtol=1e-2)
+        assert joint.config == config
+        for name in ("eta", "episode_return", "samples"):
+            np.testing.assert_allclose(
+                getattr(joint, name), getattr(separate, name)[:, :1], rtol=1e-5, atol=1e-6
+            )
+
+
+def test_runs_together_must_differ_only_in_their_meta_optimiser():
+    with pytest.raises(ValueError, match="differ only in meta_learning_rate and meta_clip"):
+        experiments.run_experiments([TINY, dataclasses.replace(TINY, n_seeds=3)])
+    with pytest.raises(ValueError, match="at least one"):
+        experiments.run_experiments([])
+
+
+def test_without_variance_samples_nothing_is_measured_or_compiled(monkeypatch):
+    def no_sampler(*_args):
+        raise AssertionError("a run without variance samples built the sampler")
+
+    monkeypatch.setattr(run_module, "make_sampler", no_sampler)
+    config = dataclasses.replace(TINY, estimators=("k2",), n_checkpoints=1, n_variance_samples=0)
+    results = experiments.run_experiment(config, progress=False)
+    assert results.samples.shape == (1, 2, 1, 0, 2, 3)
+    assert np.all(np.isnan(results.variance)) and np.all(np.isnan(results.snr))
+    assert np.all(np.isfinite(results.eta))
+    with pytest.raises(ValueError, match=r"n_variance_samples must be 0 \(no variance"):
+        experiments.make_plan(dataclasses.replace(config, n_variance_samples=1))
 
 
 def test_variance_ratio_is_the_geometric_mean_of_paired_ratios():
@@ -733,7 +765,7 @@ def test_self_tuning_mixing_runs_the_rule_it_states_inside_the_compiled_chunk():
     config = dataclasses.replace(TINY, estimators=("auto2", "mix2"), n_seeds=1)
     plan = experiments.make_plan(config)
     state = run_module._seed_problem_state(plan, 0)
-    runs = run_module._initial_runs(plan, [0, 1], [state])
+    runs = run_module._initial_runs([plan], [0, 1], [state])
     prior = np.tile(experiments.parse_estimator("mix2").weights(2, 0.5), (2, 1)).astype(np.float32)
     chunk = run_module.make_chunk(plan.problem, 2, 3, 1, 0.8, 2.0)
     out, log = chunk(runs, jnp.asarray(prior), jnp.array([True, False]))

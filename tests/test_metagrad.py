@@ -265,6 +265,8 @@ def test_make_problem_lists_valid_names_and_settings_and_caches():
         "bandit", p=(0.2, 0.9)
     )
     assert metagrad.make_problem("bandit") is not metagrad.make_problem("bandit", entropy_cost=0.5)
+    # a default given explicitly is the same setting (the capstone's seed 0 is the default seed)
+    assert metagrad.make_problem("bandit", batch_size=1) is metagrad.make_problem("bandit")
     problem = metagrad.make_problem("bandit", learning_rate=0.5, entropy_cost=0.2)
     np.testing.assert_allclose(problem.hyper_parameters(problem.eta0), [0.5, 0.2], rtol=1e-12)
     assert problem.meta_names == ("log_learning_rate", "entropy_cost")

@@ -22,7 +22,8 @@ measured on the same samples, so estimators are compared on the same agent state
 Modules, one job each:
 
 - ``settings``: estimator names, ``ExperimentConfig``, ``quick_config``/``full_config``, ``Plan``.
-- ``run``: the compiled chunk of meta-updates, the variance sampler, ``run_experiment``.
+- ``run``: the compiled chunk of meta-updates, the variance sampler, ``run_experiment``, and
+  ``run_experiments``, runs that differ only in their meta-learning rate as one computation.
 - ``results``: ``Results``, the results file, the partial file a run resumes from, the sidecar.
 - ``analysis``: what lessons 06 and 07 read from results (NumPy only): returns, variance and SNR,
   the trial decision, the runs' panels;
@@ -116,6 +117,7 @@ _LAZY = {
     "make_sampler": "run",
     "meta_gradient_block": "run",
     "run_experiment": "run",
+    "run_experiments": "run",
     "main": "__main__",
 }
 

@@ -54,10 +54,14 @@ def measure_estimators(
         ``Results.weights[:, None]``: auto<K>'s weights change over a run).
     Returns:
       (variance, snr), each [..., len(estimators)] (``stats.meta_gradient_stats``); NaN for a
-      ``fixed`` control, which has no meta-gradient, and for an estimator on several outer
-      batches, which these samples (one outer batch per block) do not measure.
+      ``fixed`` control, which has no meta-gradient, for an estimator on several outer
+      batches, which these samples (one outer batch per block) do not measure, and everywhere
+      without samples (``n_variance_samples`` = 0).
     """
     parsed = [parse_estimator(e) for e in estimators]
+    if np.shape(samples)[-3] == 0:
+        nothing = np.full((*np.shape(samples)[:-3], len(parsed)), np.nan)
+        return nothing, nothing.copy()
     if weights is None:
         weights = np.stack([e.weights(np.shape(samples)[-2], mix_lambda) for e in parsed])
     measured = stats.meta_gradient_stats(mix_samples(samples, weights))

@@ -1,5 +1,6 @@
 """Running the capstone: one compiled chunk of meta-updates per group of estimators sharing K, the
-variance samples drawn from the frozen agents, and ``run_experiment``, which saves after each step.
+variance samples drawn from the frozen agents, ``run_experiment``, which saves after each step,
+and ``run_experiments``, several meta-learning rates as rows of the same compiled chunk.
 
 One meta-update is one block of K inner updates from the agent's current state (docs/notation.md
 §2 for the block, §6 for the η update):
@@ -9,11 +10,13 @@ One meta-update is one block of K inner updates from the agent's current state (
     ĝ   = Σ_k w_k g_k,          η ← η + Adam(clip_by_global_norm(ĝ, 0.1)),   next block from θ_K
 
 The whole run is one compiled ``lax.scan`` per checkpoint chunk, vmapped over seeds (and over
-estimators that share K): ``make_chunk`` follows PureJaxRL's ``make_train(config)``.
+estimators that share K, and meta-optimisers): ``make_chunk`` follows PureJaxRL's
+``make_train(config)``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -191,26 +194,29 @@ def make_sampler(problem: MetaProblem, k_var: int, n_variance_samples: int) -> C
 # Running: chunks between checkpoints, saved after each so an interrupted run resumes
 
 
-def _initial_runs(plan: Plan, indices: Sequence[int], states: Sequence) -> RunState:
-    """Runs of the estimators ``indices`` (estimator-major, then seed), stacked on a leading axis.
+def _initial_runs(plans: Sequence[Plan], indices: Sequence[int], states: Sequence) -> RunState:
+    """Runs of the estimators ``indices`` for every plan (estimator-major, then plan, then seed),
+    stacked on a leading axis.
 
-    Seed s starts from the same θ_0, boards and run key for every estimator: common random numbers.
-    η starts at each estimator's ``plan.eta0`` (its start, or the problem's defaults); ``states``
-    are the seeds' problem states (``_seed_problem_state``).
+    The plans differ only in their meta-optimiser (``run_experiments``): each run's rate and clip
+    live in its optimiser state. Seed s starts from the same θ_0, boards and run key for every
+    estimator and plan: common random numbers. η starts at each estimator's ``plan.eta0`` (its
+    start, or the problem's defaults); ``states`` are the seeds' problem states
+    (``_seed_problem_state``).
     """
-    config = plan.config
-    meta_optimizer = make_meta_optimizer(config.meta_learning_rate, config.meta_clip)
+    plan = plans[0]
     runs = [
         RunState(
             states[s],
             plan.eta0[i],
-            meta_optimizer.init(plan.eta0[i]),
-            jax.random.fold_in(jax.random.PRNGKey(config.seed), s),
+            make_meta_optimizer(p.config.meta_learning_rate, p.config.meta_clip).init(plan.eta0[i]),
+            jax.random.fold_in(jax.random.PRNGKey(plan.config.seed), s),
             jnp.int32(0),
             self_tuning.init_moments(plan.estimators[i].k, plan.problem.n_eta),
         )
         for i in indices
-        for s in range(config.n_seeds)
+        for p in plans
+        for s in range(plan.config.n_seeds)
     ]
     return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *runs)
 
@@ -226,9 +232,10 @@ def _steps_per_rollout(plan: Plan) -> int:
     return int(np.prod(batch.rewards.shape))
 
 
-def _empty_logs(plan: Plan) -> Logs:
+def _empty_logs(plan: Plan, n_plans: int) -> Logs:
+    """NaN-filled logs [E, n_plans x S, C, ...] (plan-major, then seed, along the second axis)."""
     c = plan.config
-    lead = (len(plan.estimators), c.n_seeds, c.n_checkpoints)
+    lead = (len(plan.estimators), n_plans * c.n_seeds, c.n_checkpoints)
     n_eta = plan.problem.n_eta
     return Logs(
         np.full((*lead, 2), np.nan, np.float32),
@@ -240,11 +247,77 @@ def _empty_logs(plan: Plan) -> Logs:
 
 
 def _store(log: np.ndarray, index_groups, checkpoint: int, values) -> None:
-    """Write ``values`` [n_runs, ...] (runs ordered group by group, estimator-major then seed) into
-    ``log[estimator, seed, checkpoint]``."""
+    """Write ``values`` [n_runs, ...] (runs ordered group by group, estimator-major, then plan and
+    seed) into ``log[estimator, plan x seed, checkpoint]``."""
     indices = [i for group in index_groups for i in group]
     values = np.asarray(values)
     log[indices, :, checkpoint] = values.reshape(len(indices), log.shape[1], *values.shape[1:])
+
+
+def _train(
+    plans: Sequence[Plan], progress: bool, partial: Path | None = None, overwrite: bool = False
+) -> tuple[Logs, float]:
+    """Every plan's runs, as rows of one compiled chunk per group of K and checkpoint.
+
+    Returns the logs [E, len(plans) x S, C, ...] (``_empty_logs``) and the compute seconds. With
+    ``partial`` (one plan only), the state is saved there after every step, and a partial run with
+    the same settings is resumed from it (``load_partial``, ``overwrite``).
+    """
+    plan, config = plans[0], plans[0].config
+    # Per checkpoint: one chunk per group of estimators sharing K and M, then one measuring step.
+    steps_per_checkpoint = len(plan.groups) + (config.n_variance_samples > 0)
+    n_steps = config.n_checkpoints * steps_per_checkpoint
+    # The seeds' warm-ups (and their compiling) come before the first chunk: a bar of their own.
+    seeds = tqdm(range(config.n_seeds), desc="warming up seeds", disable=not progress)
+    states = [_seed_problem_state(plan, s) for s in seeds]
+    fresh = [_initial_runs(plans, indices, states) for *_, indices in plan.groups]
+    state = RunProgress(0, fresh, _empty_logs(plan, len(plans)), 0.0)
+    if partial is not None:
+        state = load_partial(partial, config, state, n_steps, overwrite)
+    rows = len(plans) * config.n_seeds  # the runs of one estimator
+    per_run = [
+        (
+            np.repeat(
+                [plan.estimators[i].weights(k, config.mix_lambda) for i in indices], rows, axis=0
+            ).astype(np.float32),
+            np.repeat([plan.estimators[i].self_tuning for i in indices], rows),
+        )
+        for k, _, indices in plan.groups
+    ]
+    runs, logs, seconds = state.runs, state.logs, state.seconds
+    bar = tqdm(total=n_steps, initial=state.done, disable=not progress, desc="checkpoint chunks")
+    for step in range(state.done, n_steps):
+        checkpoint, g = divmod(step, steps_per_checkpoint)
+        start = time.perf_counter()
+        if g < len(plan.groups):
+            k, m, indices = plan.groups[g]
+            chunk = make_chunk(
+                plan.problem,
+                k,
+                plan.rollouts_per_checkpoint // (k + m),
+                m,
+                config.self_tuning_decay,
+                config.self_tuning_prior,
+            )
+            runs[g], chunk_log = chunk(runs[g], *per_run[g])
+            # Weights over g_1..g_K, zero-padded to the k_var the samples and measures use.
+            padded = np.pad(chunk_log.weights, ((0, 0), (0, plan.k_var - k)))
+            for name, value in chunk_log._replace(weights=padded)._asdict().items():
+                _store(getattr(logs, name), [indices], checkpoint, value)
+            bar.set_postfix(checkpoint=checkpoint + 1, K=k, M=m)
+        else:
+            sampler = make_sampler(plan.problem, plan.k_var, config.n_variance_samples)
+            # The moments' shapes differ between groups of K, and sampling does not need them.
+            unmixed = [group._replace(mix_moments=None) for group in runs]
+            all_runs = jax.tree_util.tree_map(lambda *x: jnp.concatenate(x), *unmixed)
+            _store(logs.samples, [i for *_, i in plan.groups], checkpoint, sampler(all_runs))
+            bar.set_postfix(checkpoint=checkpoint + 1, measured="variance")
+        seconds += time.perf_counter() - start
+        if partial is not None:
+            save_partial(partial, config, RunProgress(step + 1, runs, logs, seconds))
+        bar.update(1)
+    bar.close()
+    return logs, seconds
 
 
 def run_experiment(
@@ -286,66 +359,42 @@ def run_experiment(
             raise ValueError(f"the folder of out does not exist: {out_path.parent}")
         partial = partial_path(out_path)
     plan = make_plan(config)
-    # Per checkpoint: one chunk per group of estimators sharing K and M, then one measuring step.
-    steps_per_checkpoint = len(plan.groups) + 1
-    n_steps = config.n_checkpoints * steps_per_checkpoint
-    # The seeds' warm-ups (and their compiling) come before the first chunk: a bar of their own.
-    seeds = tqdm(range(config.n_seeds), desc="warming up seeds", disable=not progress)
-    states = [_seed_problem_state(plan, s) for s in seeds]
-    fresh = [_initial_runs(plan, indices, states) for *_, indices in plan.groups]
-    state = RunProgress(0, fresh, _empty_logs(plan), 0.0)
-    if partial is not None:
-        state = load_partial(partial, config, state, n_steps, overwrite)
-    per_run = [
-        (
-            np.repeat(
-                [plan.estimators[i].weights(k, config.mix_lambda) for i in indices],
-                config.n_seeds,
-                axis=0,
-            ).astype(np.float32),
-            np.repeat([plan.estimators[i].self_tuning for i in indices], config.n_seeds),
-        )
-        for k, _, indices in plan.groups
-    ]
-    runs, logs, seconds = state.runs, state.logs, state.seconds
-    bar = tqdm(total=n_steps, initial=state.done, disable=not progress, desc="checkpoint chunks")
-    for step in range(state.done, n_steps):
-        checkpoint, g = divmod(step, steps_per_checkpoint)
-        start = time.perf_counter()
-        if g < len(plan.groups):
-            k, m, indices = plan.groups[g]
-            chunk = make_chunk(
-                plan.problem,
-                k,
-                plan.rollouts_per_checkpoint // (k + m),
-                m,
-                config.self_tuning_decay,
-                config.self_tuning_prior,
-            )
-            runs[g], chunk_log = chunk(runs[g], *per_run[g])
-            # Weights over g_1..g_K, zero-padded to the k_var the samples and measures use.
-            padded = np.pad(chunk_log.weights, ((0, 0), (0, plan.k_var - k)))
-            for name, value in chunk_log._replace(weights=padded)._asdict().items():
-                _store(getattr(logs, name), [indices], checkpoint, value)
-            bar.set_postfix(checkpoint=checkpoint + 1, K=k, M=m)
-        else:
-            sampler = make_sampler(plan.problem, plan.k_var, config.n_variance_samples)
-            # The moments' shapes differ between groups of K, and sampling does not need them.
-            unmixed = [group._replace(mix_moments=None) for group in runs]
-            all_runs = jax.tree_util.tree_map(lambda *x: jnp.concatenate(x), *unmixed)
-            _store(logs.samples, [i for *_, i in plan.groups], checkpoint, sampler(all_runs))
-            bar.set_postfix(checkpoint=checkpoint + 1, measured="variance")
-        seconds += time.perf_counter() - start
-        if partial is not None:
-            save_partial(partial, config, RunProgress(step + 1, runs, logs, seconds))
-        bar.update(1)
-    bar.close()
+    logs, seconds = _train([plan], progress, partial, overwrite)
     results = _results(plan, logs)
     if out_path is not None:
         save_results(results, out_path)
         write_sidecar(out_path, plan, seconds, command)
         discard_partial(out_path)
     return results
+
+
+def run_experiments(configs: Sequence[ExperimentConfig], *, progress: bool = True) -> list[Results]:
+    """``[run_experiment(config) for config in configs]`` as one computation, for configs that
+    differ only in their meta-optimiser (``meta_learning_rate``, ``meta_clip``; lesson 03's β).
+
+    Every (config, estimator, seed) run is a row of the same vmapped chunk and reads its rate and
+    clip from its own optimiser state, so one compiled program serves every rate, and the seeds
+    warm up once for all configs. Each result equals its separate run up to float rounding;
+    nothing is saved.
+
+    Raises:
+      ValueError: no configs, bad settings, or configs that differ in anything else.
+    """
+    plans = [make_plan(config) for config in configs]
+    if not plans:
+        raise ValueError("configs must hold at least one ExperimentConfig, got none")
+    shared = [dataclasses.replace(p.config, meta_learning_rate=1.0, meta_clip=1.0) for p in plans]
+    if any(other != shared[0] for other in shared):
+        raise ValueError(
+            "configs must differ only in meta_learning_rate and meta_clip, got "
+            + "; ".join(p.config.to_json() for p in plans)
+        )
+    logs, _ = _train(plans, progress)
+    n_seeds = plans[0].config.n_seeds
+    return [
+        _results(plan, Logs(*(log[:, j * n_seeds : (j + 1) * n_seeds] for log in logs)))
+        for j, plan in enumerate(plans)
+    ]
 
 
 def _results(plan: Plan, logs: Logs) -> Results:

@@ -118,7 +118,8 @@ class ExperimentConfig:
       rollouts_per_checkpoint: rollouts of ``rollout_len x n_envs`` steps between checkpoints,
         rounded up to a multiple of every estimator's K + M (``checkpoint_rollouts``), so that
         all estimators are logged at the same environment-step counts.
-      n_variance_samples: independent meta-gradient replicas per checkpoint (variance and SNR).
+      n_variance_samples: independent meta-gradient replicas per checkpoint (variance and SNR);
+        0 measures nothing (no sampler is compiled; variance and SNR are NaN).
       mix_lambda: λ_mix of the geometric mixing weights, in [0, 1].
       self_tuning_decay, self_tuning_prior: the window (EMA decay in [0, 1)) and the prior's
         strength in meta-updates (>= 0) of ``auto<K>`` (``course_lib.self_tuning``).
@@ -230,7 +231,8 @@ def make_plan(config: ExperimentConfig) -> Plan:
     check_int("n_seeds (--seeds)", config.n_seeds)
     check_int("n_checkpoints (--checkpoints)", config.n_checkpoints)
     check_int("rollouts_per_checkpoint", config.rollouts_per_checkpoint)
-    check_int("n_variance_samples", config.n_variance_samples, minimum=2)
+    if check_int("n_variance_samples", config.n_variance_samples, minimum=0) == 1:
+        raise ValueError("n_variance_samples must be 0 (no variance measured) or >= 2, got 1")
     check_int("seed (--seed)", config.seed, minimum=0)
     check_unit_interval("mix_lambda", config.mix_lambda)
     self_tuning.check_settings(config.self_tuning_decay, config.self_tuning_prior)

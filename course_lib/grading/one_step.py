@@ -7,6 +7,8 @@ mistake it is. The notation is ``docs/notation.md`` §1–§2.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,7 +30,12 @@ def _bandit_for(p, batch_size: int):
 def reference_one_step_meta_gradient(theta, actions, rewards, eta, p):
     """jax.grad of L_out(θ_1) through ``course_lib.problems``' bandit inner update."""
     problem = _bandit_for(p, actions.shape[0])
-    batch = bandit.BanditBatch(actions, rewards)
+    return _one_step_gradient(problem, theta, bandit.BanditBatch(actions, rewards), eta)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _one_step_gradient(problem, theta, batch, eta):
+    """dL_out(U(θ, batch; η); batch)/dη, compiled: one program per bandit, not one per operation."""
     return jax.grad(lambda e: problem.outer_loss(problem.inner_update(theta, batch, e), batch))(eta)
 
 
