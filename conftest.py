@@ -105,6 +105,50 @@ def pytest_xdist_make_scheduler(config, log):
     return GroupScheduling(config, log)
 
 
+# --- Counting lesson executions (benchmarks/suite.py sets COURSE_LESSON_LOG) -------------------
+
+
+def _lesson_titles() -> dict[str, str]:
+    """Each lesson's first line (its title, the same in the solution and the learner copy)."""
+    import nbformat
+
+    titles = {}
+    for path in sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb")):
+        first = nbformat.read(path, as_version=4).cells[0].source.splitlines()[0]
+        titles[first] = path.stem
+    return titles
+
+
+def _log_lesson_run(lesson: str, how: str) -> None:
+    with open(os.environ["COURSE_LESSON_LOG"], "a") as log:  # one short line: appends atomically
+        log.write(json.dumps({"lesson": lesson, "how": how}) + "\n")
+
+
+def pytest_runtest_setup(item):
+    if os.environ.get("COURSE_LESSON_LOG") and getattr(item, "cell_num", None) == 0:
+        _log_lesson_run(Path(str(item.fspath)).stem, "nbval")  # a notebook's first cell: its kernel
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _count_notebook_executions():
+    """Logs every notebook nbclient executes in this process (learner copies, site builds)."""
+    if not os.environ.get("COURSE_LESSON_LOG"):
+        yield
+        return
+    from nbclient import NotebookClient
+
+    titles, execute = _lesson_titles(), NotebookClient.execute
+
+    def counted(self, *args, **kwargs):
+        first = self.nb.cells[0].source.splitlines()[0] if self.nb.cells else ""
+        _log_lesson_run(titles.get(first, "not a lesson"), "nbclient")
+        return execute(self, *args, **kwargs)
+
+    NotebookClient.execute = counted
+    yield
+    NotebookClient.execute = execute
+
+
 def pytest_sessionfinish(session, exitstatus):
     if _WORKER == "main" and os.environ.get("COURSE_JAX_CACHE", "").startswith(str(SUITE_CACHE)):
         shutil.rmtree(SUITE_CACHE, ignore_errors=True)
