@@ -627,6 +627,20 @@ def test_best_setting_takes_each_hyper_parameters_best_value():
     assert best == {"gamma": 0.99, "lam": 0.5}
 
 
+def test_final_returns_of_a_shorter_run_read_its_last_tenth_and_skip_updates_without_an_episode():
+    returns = np.arange(2 * 1 * 40, dtype=np.float32).reshape(2, 1, 40)
+    returns[0, 0, 19] = np.nan  # no episode ended in that update
+    stored = sweep_module.Sweep(
+        sweep_module.SweepConfig(n_updates=40), (("gamma", 0.9),) * 2, returns
+    )
+    # a run of the first 20 updates: its final return is the mean of updates 18 and 19
+    np.testing.assert_allclose(stored.final_returns(n_updates=20)[:, 0], [18.0, 40 + 18.5])
+    np.testing.assert_allclose(stored.final_returns()[:, 0], [37.5, 40 + 37.5])  # updates 36..39
+    np.testing.assert_array_equal(
+        sweep_module.final_mean(returns[:, :, :20]), stored.final_returns(n_updates=20)
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # Statistics over seeds, on synthetic results with known answers
 

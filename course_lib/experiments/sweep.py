@@ -56,11 +56,10 @@ class Sweep(NamedTuple):
         n_settings, n_seeds, n_updates = self.returns.shape
         return n_settings * n_seeds * n_updates * self.config.n_envs * self.config.rollout_len
 
-    def final_returns(self, fraction: float = 0.1) -> np.ndarray:
-        """Mean return over the last ``fraction`` of updates, per setting and seed (lesson 02's
-        "final return"). [n_settings, n_seeds]."""
-        n_last = max(1, int(fraction * self.returns.shape[-1]))
-        return np.nanmean(self.returns[..., -n_last:], axis=-1)
+    def final_returns(self, fraction: float = 0.1, n_updates: int | None = None) -> np.ndarray:
+        """``final_mean`` per setting and seed, of the first ``n_updates`` updates (default all:
+        what a shorter run of the same seeds is compared with). [n_settings, n_seeds]."""
+        return final_mean(self.returns[..., :n_updates], fraction)
 
     def final_return(self, name: str, value: float) -> np.ndarray:
         """``final_returns`` of one setting, per seed. [n_seeds]."""
@@ -74,6 +73,13 @@ class Sweep(NamedTuple):
             if name not in best or final > best[name][1]:
                 best[name] = (value, final)
         return {name: value for name, (value, _) in best.items()}
+
+
+def final_mean(returns: np.ndarray, fraction: float = 0.1) -> np.ndarray:
+    """``returns [..., n_updates] -> [...]``: the mean over the last ``fraction`` of updates, NaNs
+    (updates where no episode ended) skipped; lesson 02's "final return"."""
+    n_last = max(1, int(fraction * returns.shape[-1]))
+    return np.nanmean(returns[..., -n_last:], axis=-1)
 
 
 def sweep_settings(sweep: dict = SWEEP) -> list[tuple[str, float]]:
