@@ -20,6 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.optimize
 
 from course_lib.checks import check_choice, check_int, check_unit_interval
 
@@ -212,31 +213,22 @@ def mix_moments(mean, joint_cov, weights) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _nonnegative_quadratic_minimum(gram: np.ndarray, linear: np.ndarray) -> np.ndarray:
-    """argmin over u >= 0 of uᵀ S u − 2 bᵀu, S = ``gram`` positive semi-definite, b = ``linear``.
+    """argmin over u >= 0 of uᵀSu − 2bᵀu, S = ``gram`` [K, K] positive semi-definite and
+    b = ``linear`` [K] in the range of S, by scipy's non-negative least squares.
 
-    Lawson and Hanson's active set for non-negative least squares, written on S and b: move the
-    coordinate most wanting to grow into the free set, solve S_FF u_F = b_F there, and step back
-    to the boundary whenever that solution leaves u >= 0. Exact in finitely many steps.
+    The eigen factor S = V Λ Vᵀ (eigenvalues λ > 0 kept) gives A = Λ^½ Vᵀ and y = Λ^−½ Vᵀ b with
+
+        ‖Au − y‖² = uᵀSu − 2bᵀu + bᵀS⁺b,
+
+    the same minimiser when b lies in the range of S (true of ``optimal_mixing_weights``: there
+    b = E[G] g* and S ⪰ E[G] E[G]ᵀ, G = [g_1..g_K]). Returns [K], 0 when S is 0.
     """
-    k = len(linear)
-    tol = 1e-12 * max(np.abs(linear).max(), np.abs(gram).max(), np.finfo(float).tiny)
-    u, free = np.zeros(k), np.zeros(k, dtype=bool)
-    for _ in range(4 * k):
-        want = np.where(free, -np.inf, linear - gram @ u)  # −½ gradient of the objective
-        if want.max() <= tol:
-            break
-        free[np.argmax(want)] = True
-        while True:
-            z = np.zeros(k)
-            z[free] = np.linalg.lstsq(gram[np.ix_(free, free)], linear[free], rcond=None)[0]
-            if np.all(z[free] > tol):
-                u = z
-                break
-            blocked = free & (z <= tol)
-            u = u + np.min(u[blocked] / (u[blocked] - z[blocked])) * (z - u)
-            free &= u > tol
-            u[~free] = 0.0
-    return u
+    eigenvalues, eigenvectors = np.linalg.eigh(gram)
+    kept = eigenvalues > 1e-12 * max(eigenvalues.max(), np.finfo(float).tiny)
+    if not kept.any():
+        return np.zeros(len(linear))
+    root, basis = np.sqrt(eigenvalues[kept]), eigenvectors[:, kept]
+    return scipy.optimize.nnls(root[:, None] * basis.T, (basis.T @ linear) / root)[0]
 
 
 def optimal_mixing_weights(mean, joint_cov, target) -> np.ndarray:

@@ -77,8 +77,9 @@ def nonnegative_quadratic_minimum(gram: Array, linear: Array) -> Array:
 
     At the optimum, the free coordinates F (u_F > 0) solve S_FF u_F = b_F. So solve that system
     for every one of the 2^K − 1 sets F, keep the solutions that are >= 0, and take the one with
-    the lowest objective: exact, branch-free, and the same answer as the Lawson–Hanson active set
-    of ``mixing.optimal_mixing_weights`` (tested against it).
+    the lowest objective: exact, branch-free and jit-able, where scipy's non-negative least
+    squares (behind ``mixing.optimal_mixing_weights``, on the host) cannot run inside the
+    compiled scan; tested against scipy's.
     """
     k = linear.shape[0]
     if k > MAX_HORIZON:

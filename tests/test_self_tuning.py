@@ -1,23 +1,25 @@
-"""Mixing that tunes itself: the enumerated non-negative quadratic minimum against Lawson–Hanson,
-the prior, the EMAs, and convergence to the optimal weights on the exact toy."""
+"""Mixing that tunes itself: the enumerated non-negative quadratic minimum against scipy's
+non-negative least squares, the prior, the EMAs, and convergence to the optimal weights on the
+exact toy."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.optimize
 
 from course_lib import metagrad, mixing, self_tuning
 
 
-def test_the_enumerated_minimum_matches_lawson_hanson_on_random_problems():
-    """The oracle is the active-set solver behind ``mixing.optimal_mixing_weights`` (another
-    algorithm): both minimise the same objective, which must agree to float64 precision."""
+def test_the_enumerated_minimum_matches_scipys_nonnegative_least_squares():
+    """The oracle is scipy's NNLS (another algorithm, an active set): with S = a aᵀ, a [K, M],
+    M >= K, and y solving a y = b, ‖aᵀu − y‖² = uᵀSu − 2bᵀu + ‖y‖², the same minimiser."""
     rng = np.random.default_rng(0)
     for _ in range(100):
         k = int(rng.integers(1, 7))
         a = rng.normal(size=(k, k + int(rng.integers(0, 3))))
         gram, linear = a @ a.T, rng.normal(size=k)
-        want = mixing._nonnegative_quadratic_minimum(gram, linear)
+        want = scipy.optimize.nnls(a.T, np.linalg.lstsq(a, linear, rcond=None)[0])[0]
         with jax.enable_x64(True):
             got = np.asarray(
                 self_tuning.nonnegative_quadratic_minimum(jnp.asarray(gram), jnp.asarray(linear))
