@@ -33,3 +33,34 @@ def test_bench_extra_pins_the_pytorch_build_it_was_measured_with():
         "optional-dependencies"
     ]
     assert extras["bench"] == ["torch==2.13.0"]
+
+
+def _duration(seconds: float) -> str:
+    """How the README and the lessons write a measured time: "55 s", "2 min 05 s"."""
+    seconds = round(seconds)
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def test_the_readme_and_each_lesson_quote_the_stored_lesson_timings():
+    """The computing times the README's table and each lesson's opening state are those
+    ``benchmarks/lessons.py --json benchmarks/lessons_cpu.json`` stored, at full size; and the
+    README's "every lesson computes in under a minute" holds for them, first run included."""
+    import json
+
+    import nbformat
+
+    stored = json.loads((ROOT / "benchmarks" / "lessons_cpu.json").read_text())
+    assert stored["quick"] is False and "2 CPU cores" in stored["machine"]
+    readme = (ROOT / "README.md").read_text()
+    lessons = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(stored["lessons"]) == [path.stem for path in lessons]
+    for path in lessons:
+        runs = stored["lessons"][path.stem]
+        first, again = (_duration(runs[run]["seconds"]) for run in ("first_run", "second_run"))
+        row = next(line for line in readme.splitlines() if f"| `{path.stem}` |" in line)
+        assert row.rstrip().endswith(f"| {first} / {again} |"), (path.stem, row)
+        opening = nbformat.read(path, as_version=4).cells[0].source
+        assert f"Computing:\n{first} on a 2-core CPU the first time, {again} when run again" in (
+            opening
+        ), path.stem
+        assert runs["first_run"]["seconds"] < 60, path.stem
