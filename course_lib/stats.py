@@ -27,11 +27,13 @@ microseconds where dispatching to JAX would cost more than the arithmetic.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import numpy as np
+import scipy.stats
 
 
 class MetaGradientStats(NamedTuple):
@@ -219,11 +221,23 @@ def bootstrap_ci(
     n_boot: int = 1000,
     level: float = 0.9,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bootstrap confidence interval of ``stat_fn`` over seeds.
+    """Bias-corrected and accelerated (BCa) bootstrap confidence interval of ``stat_fn`` over
+    seeds, by ``scipy.stats.bootstrap(..., method="BCa")``.
 
-    Seeds are resampled with replacement ``n_boot`` times. ``stat_fn`` is called ONCE, on an
-    array [n_seeds, n_boot, *batch, n_eta] (the replicates ride along as an extra batch axis), and
-    must return [n_boot, *batch]: every field of ``meta_gradient_stats`` does, e.g.
+    Seeds are resampled with replacement ``n_boot`` times; the interval is the α_lo and α_hi
+    quantiles of the replicates θ*_b of ``stat_fn`` (Efron and Tibshirani 1993, §14.3),
+
+        α_lo = Φ(z₀ + (z₀ + z_α) / (1 − a (z₀ + z_α))),     α = (1 − level) / 2,
+
+    α_hi the same with z_{1−α}. z₀ = Φ⁻¹(share of θ*_b below θ̂, ties counting half) corrects
+    the replicates' bias; a = Σ_i U_i³ / (6 (Σ_i U_i²)^{3/2}), U_i = θ̂_(·) − θ̂_(i) over the
+    leave-one-seed-out values θ̂_(i), their skew; z₀ = a = 0 is the percentile interval.
+    Where z₀ or a is undefined (every replicate equal, a leave-one-out value not finite), that
+    percentile interval of the same replicates is returned.
+
+    ``stat_fn`` is called on arrays [m, R, *batch, n_eta] (R resamples or leave-one-out sets
+    ride along as an extra batch axis; m = n_seeds, or n_seeds − 1 left in) and must return
+    [R, *batch]: every field of ``meta_gradient_stats`` does, e.g.
     ``lambda s: meta_gradient_stats(s).variance``.
 
     Args:
@@ -238,16 +252,34 @@ def bootstrap_ci(
         raise ValueError(f"n_boot must be an integer >= 2, got {n_boot!r}")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
+
+    def statistic(index, axis=-1):  # seed indices [R, m] (or [m]) -> [*batch, R] (or [*batch])
+        rows = np.atleast_2d(index)
+        replicates = np.asarray(stat_fn(np.swapaxes(samples[rows], 0, 1)), dtype=float)
+        if replicates.shape[:1] != rows.shape[:1]:
+            raise ValueError(
+                f"stat_fn must return [{len(rows)} replicates, ...], got shape {replicates.shape}"
+            )
+        replicates = np.moveaxis(replicates, 0, -1)
+        return replicates if np.ndim(index) == 2 else replicates[..., 0]
+
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
-    n_seeds = samples.shape[0]
-    index = rng.integers(0, n_seeds, size=(n_seeds, n_boot))
-    replicates = np.asarray(stat_fn(samples[index]))
-    if replicates.shape[:1] != (n_boot,):
-        raise ValueError(
-            f"stat_fn must return [n_boot={n_boot}, ...], got shape {replicates.shape}"
+    with warnings.catch_warnings():  # undefined z₀ or a: handled below
+        warnings.simplefilter("ignore", scipy.stats.DegenerateDataWarning)
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"scipy\.")
+        result = scipy.stats.bootstrap(
+            (np.arange(samples.shape[0]),),
+            statistic,
+            n_resamples=n_boot,
+            vectorized=True,
+            confidence_level=level,
+            method="BCa",
+            rng=rng,
         )
     tail = (1.0 - level) / 2.0
-    low, high = np.quantile(replicates, [tail, 1.0 - tail], axis=0)
+    percentile = np.quantile(result.bootstrap_distribution, [tail, 1.0 - tail], axis=-1)
+    bca = np.stack(result.confidence_interval)
+    low, high = np.where(np.isnan(bca).any(axis=0), percentile, bca)
     return low, high
 
 

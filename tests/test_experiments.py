@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib import experiments, metagrad, self_tuning
+from course_lib import experiments, metagrad, problems, self_tuning
 from course_lib.experiments import ExperimentConfig
 from course_lib.experiments import __main__ as main_module
 from course_lib.experiments import run as run_module
@@ -312,7 +312,7 @@ def test_the_block_gives_the_engines_meta_gradients_from_any_state():
     """``meta_gradient_block`` from a state that is not the problem's initial one equals
     ``metagrad.k_step_meta_gradients`` on the problem restarted there, and it ends where k inner
     updates and one outer rollout (the engine's keys: fold_in(key, j)) take that state."""
-    problem = metagrad.make_problem("snake", **TINY.problem)
+    problem = problems.make_problem("snake", **TINY.problem)
     key, eta, k = jax.random.PRNGKey(3), problem.eta0 + 0.1, 2
     sample = jax.jit(problem.sample)
     update = jax.jit(problem.inner_update)
@@ -558,7 +558,7 @@ def test_controls_start_where_told_share_compiled_chunks_and_count_every_rollout
 
 
 def test_outer_batches_score_the_last_meta_gradient_on_more_rollouts_of_the_same_agent():
-    problem = metagrad.make_problem("snake", **TINY.problem)
+    problem = problems.make_problem("snake", **TINY.problem)
     key, eta, k, m = jax.random.PRNGKey(3), problem.eta0 + 0.1, 2, 3
     dones = lambda batch: batch.dones.sum()
     pass_ = jax.jit(metagrad.meta_gradient_pass, static_argnums=(0, 4, 5, 6))
@@ -833,14 +833,14 @@ def test_selecting_estimators_keeps_every_series_and_cross_measure_in_step(tiny_
         results.select(["mix5"])
 
 
-def test_student_intervals_are_scipys_and_wider_than_the_bootstrap_with_few_seeds():
-    from scipy import stats as scipy_stats
-
+def test_student_intervals_are_mean_plus_minus_t_sd_over_root_n_and_wider_than_the_bootstrap():
     rng = np.random.default_rng(5)
     values = rng.normal(size=8)
     got = experiments.student_interval(values, 0.9)
-    low, high = scipy_stats.t.interval(0.9, 7, loc=values.mean(), scale=scipy_stats.sem(values))
-    assert (got.low, got.high) == pytest.approx((low, high))
+    half = 1.894579 * values.std(ddof=1) / np.sqrt(8)  # t_7 at 0.95, from a printed table
+    assert (got.value, got.low, got.high) == pytest.approx(
+        (values.mean(), values.mean() - half, values.mean() + half), rel=1e-6, abs=1e-6
+    )
     boot = experiments.seed_interval(values, 0.9)
     assert got.low < boot.low and boot.high < got.high
     with pytest.raises(ValueError, match="at least 2 finite"):

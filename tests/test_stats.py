@@ -1,8 +1,11 @@
 """Statistics over seeds against hand-worked numbers and plain numpy."""
 
+import warnings
+
 import jax
 import numpy as np
 import pytest
+import scipy.stats
 
 from course_lib import stats
 from course_lib.stats import (
@@ -165,6 +168,46 @@ def test_measure_intervals_cover_the_exact_values():
         assert np.all(inside), (name, low, value, high)
 
 
+def mean_over_seeds(s):
+    return s.mean(axis=0)[..., 0]
+
+
+def test_bootstrap_intervals_are_the_bca_quantiles_of_the_enumerated_bootstrap():
+    """Six skewed values: all 6⁶ resamples enumerate the bootstrap distribution of the mean, and
+    Efron and Tibshirani (§14.3) give z₀, a and the BCa levels by hand. The interval's
+    ends must lie between the enumerated quantiles half a percent either side of those levels,
+    which the percentile levels (0.05, 0.95) are not."""
+    values = np.array([0.0, 1.0, 2.0, 4.0, 8.0, 20.0])  # integers: tied means are exactly tied
+    n = len(values)
+    means = values[np.indices((n,) * n).reshape(n, -1).T].mean(axis=1)  # [6⁶]
+    theta = values.mean()
+    z0 = scipy.stats.norm.ppf((np.mean(means < theta) + np.mean(means <= theta)) / 2)
+    centred = values - theta  # the jackknife's U_i for the mean
+    a = np.sum(centred**3) / (6 * np.sum(centred**2) ** 1.5)
+    z = scipy.stats.norm.ppf([0.05, 0.95])
+    levels = scipy.stats.norm.cdf(z0 + (z0 + z) / (1 - a * (z0 + z)))
+    assert levels[0] > 0.1 and levels[1] > 0.98  # far from the percentile levels
+    low, high = bootstrap_ci(values[:, None], mean_over_seeds, jax.random.key(2), n_boot=20_000)
+    for end, level in zip((low, high), levels, strict=True):
+        assert np.quantile(means, level - 0.005) <= end <= np.quantile(means, level + 0.005)
+
+
+def test_bootstrap_intervals_are_reproducible_from_their_key():
+    values = np.random.default_rng(3).exponential(size=(8, 1))
+    first = bootstrap_ci(values, mean_over_seeds, jax.random.key(4))
+    assert bootstrap_ci(values, mean_over_seeds, jax.random.key(4)) == first
+    assert bootstrap_ci(values, mean_over_seeds, jax.random.key(5)) != first
+
+
+def test_a_statistic_without_spread_gets_the_percentile_interval_without_warnings():
+    """Equal values: BCa's z₀ and a are 0/0; the percentile interval of the replicates is
+    the one value."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        low, high = bootstrap_ci(np.full((5, 2), 3.0), mean_over_seeds, jax.random.key(0), 100)
+    assert low == high == 3.0
+
+
 @pytest.mark.parametrize(
     "call, match",
     [
@@ -177,6 +220,7 @@ def test_measure_intervals_cover_the_exact_values():
         ),
         (lambda: bootstrap_ci(np.zeros((4, 2)), np.mean, jax.random.key(0), n_boot=1), "n_boot"),
         (lambda: bootstrap_ci(np.zeros((4, 2)), np.mean, jax.random.key(0), level=1.0), "level"),
+        (lambda: bootstrap_ci(np.zeros((4, 2)), np.mean, jax.random.key(0)), "stat_fn"),
         (lambda: scale_free_mse(np.zeros(3), np.eye(2), np.ones(3)), "cov"),
         (lambda: scale_free_mse(np.zeros(3), np.eye(3), np.ones(2)), "target"),
         (lambda: moment_measures(np.zeros((2, 3)), np.zeros((3, 3)), np.ones(3)), "cov"),
