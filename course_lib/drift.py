@@ -128,3 +128,32 @@ def _simulate(key, mean, std, learning_rate, n_updates, n_runs):
         return jnp.concatenate([eta0[None], etas])
 
     return jax.vmap(one_run)(jax.random.split(key, n_runs))
+
+
+def predicted_travel(samples, learning_rate: float, n_updates: int) -> np.ndarray:
+    """The drift law's travel of η over a run, per coordinate, from the estimates Adam was given.
+
+    ``samples [n_checkpoints, n, n_eta]``: n fresh estimates at each of the run's checkpoints,
+    as Adam receives them (clipped). Pooled over the run: m the mean of all C·n, v the mean of the
+    checkpoints' variances (ddof=1), and s = max(0, (m² − v/(C·n)) / v), the SNR with its noise
+    floor removed (docs/notation.md §4). Then
+
+        travel = −sign(m) · N · β · √(s/(1+s))        (downhill: against the mean)
+
+    Returns ``[n_eta]``.
+    """
+    samples = np.asarray(samples, float)
+    if samples.ndim != 3 or samples.shape[1] < 2:
+        raise ValueError(
+            f"samples must be [n_checkpoints, n >= 2, n_eta], got shape {samples.shape}"
+        )
+    n_updates = check_int("n_updates", n_updates, 1)
+    n_checkpoints, n, _ = samples.shape
+    mean = samples.mean(axis=(0, 1))
+    variance = samples.var(axis=1, ddof=1).mean(axis=0)
+    noisy = variance > 0
+    snr = np.maximum(mean**2 - variance / (n_checkpoints * n), 0.0) / np.where(noisy, variance, 1)
+    step = np.where(noisy, mean_step(np.where(noisy, snr, 0.0), learning_rate), learning_rate)
+    return (
+        -np.sign(mean) * n_updates * step + 0.0
+    )  # without noise, every step is a full β (+0: no -0)

@@ -52,12 +52,26 @@ def choose_estimator(trial_snr, ks, threshold):
     return best
 
 
+def predicted_travel(samples, learning_rate, n_updates):
+    samples = np.asarray(samples, float)
+    c, n, n_eta = samples.shape
+    travel = np.zeros(n_eta)
+    for e in range(n_eta):
+        values = samples[:, :, e]
+        mean = values.sum() / (c * n)
+        variance = np.mean([np.var(row, ddof=1) for row in values])
+        snr = max(0.0, (mean**2 - variance / (c * n)) / variance)
+        travel[e] = -np.sign(mean) * n_updates * learning_rate * np.sqrt(snr / (1 + snr))
+    return travel
+
+
 CORRECT = {
     "6.1": (grading.check_estimator_weights, estimator_weights),
     "6.2": (grading.check_variance_ratio, variance_ratio),
     "6.3": (grading.check_paired_difference, paired_difference),
     "7.1": (grading.check_debiased_snr, debiased_snr),
     "7.2": (grading.check_choose_estimator, choose_estimator),
+    "7.3": (grading.check_predicted_travel, predicted_travel),
 }
 
 
@@ -97,6 +111,25 @@ def _choose_smallest_k(trial_snr, ks, threshold):
 def _choose_highest_snr(trial_snr, ks, threshold):
     accepted = [e for e in range(len(ks)) if trial_snr[e] >= threshold]
     return max(accepted, key=lambda e: trial_snr[e]) if accepted else -1
+
+
+def _travel_uphill(samples, learning_rate, n_updates):
+    return -predicted_travel(samples, learning_rate, n_updates)
+
+
+def _travel_without_the_floor(samples, learning_rate, n_updates):
+    samples = np.asarray(samples, float)
+    mean, variance = samples.mean(axis=(0, 1)), samples.var(axis=1, ddof=1).mean(axis=0)
+    snr = mean**2 / variance
+    return -np.sign(mean) * n_updates * learning_rate * np.sqrt(snr / (1 + snr))
+
+
+def _travel_at_root_snr(samples, learning_rate, n_updates):
+    samples = np.asarray(samples, float)
+    c, n, _ = samples.shape
+    mean, variance = samples.mean(axis=(0, 1)), samples.var(axis=1, ddof=1).mean(axis=0)
+    snr = np.maximum((mean**2 - variance / (c * n)) / variance, 0)
+    return -np.sign(mean) * n_updates * learning_rate * np.sqrt(snr)
 
 
 WRONG = {
@@ -165,6 +198,9 @@ WRONG = {
         lambda snr, ks, t: choose_estimator(snr, ks, np.nextafter(np.float32(t), np.float32(1))),
         "accept snr >= threshold",
     ),
+    "7.3 uphill": ("7.3", _travel_uphill, "against the sign of the mean"),
+    "7.3 noise floor kept": ("7.3", _travel_without_the_floor, "remove the noise floor"),
+    "7.3 root SNR": ("7.3", _travel_at_root_snr, "not β·√s"),
 }
 
 

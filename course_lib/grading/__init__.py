@@ -66,6 +66,7 @@ _CHECKS = {
         "check_paired_difference",
         "check_debiased_snr",
         "check_choose_estimator",
+        "check_predicted_travel",
     ),
     "beyond": ("check_sampling_correction", "check_antithetic_es"),
 }

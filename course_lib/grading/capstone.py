@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib import mixing
+from course_lib import drift, mixing
 from course_lib.experiments import analysis, settings
 from course_lib.grading.core import Comparison, graded
 from course_lib.grading.inputs import f32, numbers
@@ -353,4 +353,83 @@ def check_choose_estimator(rng) -> Comparison:
         ],
         mistakes=mistakes,
         output_name="index",
+    )
+
+
+@graded("7.3")
+def check_predicted_travel(rng) -> Comparison:
+    """Exercise 7.3: ``predicted_travel(samples, learning_rate, n_updates) -> [n_eta]``, the drift
+    law's travel of η over a run (``docs/notation.md`` §6).
+
+    Pooled over the run's checkpoints: ``m = samples.mean(axis=(0, 1))``, ``v`` the mean over the
+    checkpoints of their variances (ddof=1), ``s = max(0, (m² − v / (C·n)) / v)`` per coordinate,
+    and ``−sign(m) · n_updates · learning_rate · √(s / (1 + s))``. The reference is
+    ``drift.predicted_travel``.
+
+    Args (of the learner's function):
+      samples: ``[C, n, n_eta]`` float32, n >= 2 estimates at each of C checkpoints, each
+        coordinate with some spread.
+      learning_rate: Python float > 0, β.
+      n_updates: Python int >= 1, the run's meta-updates N.
+
+    Returns: ``[n_eta]``.
+    """
+    shape = (int(rng.integers(2, 6)), int(rng.integers(3, 9)), int(rng.integers(1, 4)))
+
+    def sample(rng):
+        samples = numbers(rng, shape) + numbers(rng, shape[-1:])  # a mean per coordinate
+        while np.any(np.all(samples == samples[:1, :1], axis=(0, 1))):  # a coordinate without noise
+            samples = numbers(rng, shape) + numbers(rng, shape[-1:])
+        return {
+            "samples": samples,
+            "learning_rate": float(rng.choice([1e-3, 3e-3, 0.01, 0.1])),
+            "n_updates": int(rng.integers(10, 1000)),
+        }
+
+    def law(snr_of, step_of=lambda s: np.sqrt(s / (1 + s)), sign=-1.0):
+        def travel(samples, learning_rate, n_updates):
+            samples = np.asarray(samples, float)
+            mean = samples.mean(axis=(0, 1))
+            return sign * np.sign(mean) * n_updates * learning_rate * step_of(snr_of(samples))
+
+        return travel
+
+    def pooled(floor):
+        def snr(samples):
+            c, n, _ = samples.shape
+            mean, variance = samples.mean(axis=(0, 1)), samples.var(axis=1, ddof=1).mean(axis=0)
+            return np.maximum((mean**2 - floor * variance / (c * n)) / variance, 0.0)
+
+        return snr
+
+    def per_checkpoint(samples):
+        mean, variance = samples.mean(axis=1), samples.var(axis=1, ddof=1)
+        return np.maximum((mean**2 - variance / samples.shape[1]) / variance, 0.0).mean(axis=0)
+
+    mistakes = [
+        (law(pooled(1.0), sign=1.0), "η goes downhill: the travel is against the sign of the mean"),
+        (law(pooled(0.0)), "remove the noise floor v / (C·n) from m² before dividing by v"),
+        (law(pooled(1.0), step_of=np.sqrt), "the mean step is β·√(s / (1 + s)), not β·√s"),
+        (law(per_checkpoint), "pool the run: one mean m over all C·n samples, then one s"),
+    ]
+    return Comparison(
+        drift.predicted_travel,
+        sample,
+        hint="m = samples.mean(axis=(0, 1)); v = samples.var(axis=1, ddof=1).mean(axis=0); "
+        "s = np.maximum((m**2 - v / (C * n)) / v, 0); "
+        "return -np.sign(m) * n_updates * learning_rate * np.sqrt(s / (1 + s))",
+        edge_cases=[
+            {
+                "samples": f32([[[1.0, 0.5], [3.0, -0.5]], [[2.0, 0.5], [2.0, -1.5]]]),
+                "learning_rate": 0.01,
+                "n_updates": 100,
+            },
+            {
+                "samples": f32([[[1.0], [-1.0], [1.0], [-1.0]]]),
+                "learning_rate": 0.1,
+                "n_updates": 10,
+            },
+        ],
+        mistakes=mistakes,
+        output_name="predicted travel",
     )
