@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/critic_convention.py [--n-seeds 8] [--k 1 2 4] [--starts 0 1]
         [--out results/critic_convention.npz]
 
-On the warm-started Snake problem (``metagrad.make_problem("snake", seed=start)``), the same
+On the warm-started Snake problem (``problems.make_problem("snake", seed=start)``), the same
 sampled data (keys ``seed_keys``) give g_K under both conventions of ``snake_problem``'s
 ``critic_targets``: "semi" (critic values in the inner loss are constants for η, the default) and
 "full" (η reaches them through the critic's earlier updates; g_K = dL_K/dη with the data held
@@ -34,7 +34,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from course_lib import metagrad
+from course_lib import metagrad, problems
 from course_lib.experiments.results import write_record
 
 
@@ -51,7 +51,7 @@ def both_conventions(start: int, k_max: int, n_seeds: int) -> tuple[np.ndarray, 
     """g_1..g_k_max under "semi" and "full" on the same data: two [n_seeds, k_max, n_eta]."""
     out = []
     for critic_targets in ("semi", "full"):
-        problem = metagrad.make_problem("snake", seed=start, critic_targets=critic_targets)
+        problem = problems.make_problem("snake", seed=start, critic_targets=critic_targets)
         key = jax.random.key(1000 + start)
         out.append(
             np.asarray(

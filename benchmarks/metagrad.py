@@ -31,7 +31,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from course_lib import metagrad
+from course_lib import metagrad, mixing, problems
 from course_lib.device import describe
 from course_lib.stats import meta_gradient_stats
 
@@ -70,8 +70,8 @@ def recombination_seconds(samples: np.ndarray, reference: np.ndarray, moves: int
     for i in range(moves):
         k, rho = 1 + i % k_max, (i % 11) / 10
         start = time.perf_counter()
-        weights = metagrad.lambda_return_weights(k, rho)
-        mixed = metagrad.mix_meta_gradients(samples, weights)
+        weights = mixing.lambda_return_weights(k, rho)
+        mixed = mixing.mix_meta_gradients(samples, weights)
         meta_gradient_stats(mixed, reference[k - 1])
         meta_gradient_stats(samples, reference)
         times.append(time.perf_counter() - start)
@@ -100,8 +100,10 @@ def torch_prefix_losses(settings: dict, k_max: int, draw: Callable):
     from torch.func import grad
 
     p = torch.tensor(settings["p"])
-    theta0 = torch.tensor(settings["theta0"])
     n_arms = len(settings["p"])
+    # the bandit's θ_0: given, or spread evenly from +1 to −1
+    given = settings["theta0"]
+    theta0 = torch.linspace(1.0, -1.0, n_arms) if given is None else torch.tensor(given)
 
     def objective(theta, actions, rewards, entropy_cost):
         log_pi = torch.log_softmax(theta, -1)
@@ -203,30 +205,30 @@ def main() -> None:
     args = parser.parse_args()
     print(describe())
 
-    problems = {"bandit": metagrad.make_problem("bandit")}
+    by_name = {"bandit": problems.make_problem("bandit")}
     if not args.skip_snake:
         start = time.perf_counter()
-        problems["snake"] = metagrad.make_problem("snake")
+        by_name["snake"] = problems.make_problem("snake")
         seconds = time.perf_counter() - start
         print(f"make_problem('snake'), warm-up training included: {seconds:.1f} s")
 
     print(f"\n1. sample_meta_gradients, n_seeds={args.n_seeds}, k_max={args.k_max}")
     print(f"  {'problem':8s} {'first call':>12s} {'median':>10s} {'per seed':>10s}")
     per_seed = {}
-    for name, problem in problems.items():
+    for name, problem in by_name.items():
         first, median = sampling(problem, args.k_max, args.n_seeds, args.repeats)
         per_seed[name] = median / args.n_seeds
         print(f"  {name:8s} {first:10.2f} s {1e3 * median:7.1f} ms {1e6 * per_seed[name]:7.1f} µs")
 
     print("\n2. compiled memory of one seed's k_step_meta_gradients (temporaries + outputs)")
     print(f"  {'problem':8s} {'k_max':>6s} {'forward':>12s} {'reverse':>12s}")
-    for name, problem in problems.items():
+    for name, problem in by_name.items():
         for k_max in (10, 50, 200):
             fwd, rev = (compiled_bytes(problem, k_max, mode) for mode in ("forward", "reverse"))
             print(f"  {name:8s} {k_max:6d} {fwd / 2**10:9.1f} KiB {rev / 2**10:9.1f} KiB")
 
     print(f"\n3. recombination per slider move ({args.n_seeds} seeds, k_max={args.k_max})")
-    for name, problem in problems.items():
+    for name, problem in by_name.items():
         key = jax.random.key(0)
         samples = np.asarray(
             metagrad.sample_meta_gradients(problem, problem.eta0, key, args.k_max, args.n_seeds)
@@ -236,7 +238,7 @@ def main() -> None:
         print(f"  {name:8s} {1e3 * seconds:.3f} ms  (target < 5 ms)")
 
     if not args.skip_torch:
-        torch_comparison(problems["bandit"], args, per_seed["bandit"])
+        torch_comparison(by_name["bandit"], args, per_seed["bandit"])
 
 
 def torch_comparison(bandit, args, jax_per_seed: float) -> None:

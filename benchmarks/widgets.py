@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
-from course_lib import experiments, metagrad, widgets
+from course_lib import exact, experiments, metagrad, problems, widgets
 from course_lib.device import describe
 from course_lib.envs import bandit
 
@@ -277,7 +277,7 @@ def main() -> None:
     parser.add_argument("--batch-seeds", type=int, default=2000, help="lesson 01's N_SEEDS")
     args = parser.parse_args()
     print(f"device: {describe()}")
-    problem = metagrad.make_problem("quadratic")
+    problem = problems.make_problem("quadratic")
     rng = np.random.default_rng(0)
 
     samples = np.asarray(
@@ -285,7 +285,7 @@ def main() -> None:
             problem, problem.eta0, jax.random.key(0), args.k_max, args.n_seeds
         )
     )
-    moments = metagrad.exact_meta_gradient_moments(problem, problem.eta0, args.k_max, joint=True)
+    moments = exact.exact_meta_gradient_moments(problem, problem.eta0, args.k_max, joint=True)
     moments = tuple(np.asarray(m) for m in moments)
     target = rng.normal(size=samples.shape[2])
     for mode in widgets.EXPLORER_KINDS:

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib import exact, metagrad, unroll
+from course_lib import exact, metagrad, problems, unroll
 from course_lib.checks import check_choice, check_finite_per_step, check_int, check_unit_interval
 from course_lib.problems import GaussianHooks, MetaProblem
 
@@ -126,7 +126,7 @@ def exact_trace_meta_gradient_moments(
     problem: MetaProblem, eta, k_max: int, decay, joint: bool = False
 ) -> tuple[jax.Array, jax.Array]:
     """Exact mean and covariance of t_1..t_k_max (``trace_meta_gradients``), as
-    ``metagrad.exact_meta_gradient_moments`` gives them for g_k (docs/notation.md §5): by
+    ``exact.exact_meta_gradient_moments`` gives them for g_k (docs/notation.md §5): by
     enumeration on the bandit; on the quadratic t_k is a product of two affine functions of the
     noise (the outer gradient and z_k), so the moments of that quadratic form are exact. (They
     come from values at a few noise points, ``exact.quadratic_form_moments_from_values``: the
@@ -137,12 +137,12 @@ def exact_trace_meta_gradient_moments(
     """
     check_int("k_max", k_max)
     eta = _with_decay(problem, eta, decay)
-    if isinstance(unroll.require_exact(problem), GaussianHooks):
-        unroll.check_noise_size(problem, k_max)
+    if isinstance(problems.require_exact(problem), GaussianHooks):
+        problems.check_noise_size(problem, k_max)
         mean, cov = _trace_gaussian_moments_jit(problem, eta, int(k_max))
         check_finite_per_step("exact trace meta-gradient", mean)
         return mean, cov if joint else jnp.einsum("kekf->kef", cov)
-    mean, cov = metagrad.exact_meta_gradient_moments(_trace_problem(problem), eta, k_max, joint)
+    mean, cov = exact.exact_meta_gradient_moments(_trace_problem(problem), eta, k_max, joint)
     return mean[:, :-1], cov[:, :-1, :, :-1] if joint else cov[:, :-1, :-1]
 
 
@@ -250,7 +250,7 @@ def smoothed_true_meta_gradients(
     problem: MetaProblem, eta, k_max: int, sigma, order: int = 16
 ) -> jax.Array:
     """∇_η E_ε E[L_out(θ_k(η + σε))], ε ~ N(0, I), k = 1..k_max: what ``es_meta_gradients``
-    estimates without bias, from ``metagrad.true_meta_gradients`` at Gauss–Hermite nodes,
+    estimates without bias, from ``exact.true_meta_gradients`` at Gauss–Hermite nodes,
 
         Σ_q w_q g*_k(η + σ x_q)    (order^n_eta nodes; exact for polynomials of degree < 2·order
                                     in each coordinate, and converging fast for smooth g*).
@@ -259,8 +259,8 @@ def smoothed_true_meta_gradients(
     """
     check_int("k_max", k_max)
     check_int("order", order, maximum=round(MAX_QUADRATURE_NODES ** (1 / problem.n_eta)))
-    if not isinstance(unroll.require_exact(problem), GaussianHooks):
-        unroll.check_path_count(problem, k_max)
+    if not isinstance(problems.require_exact(problem), GaussianHooks):
+        problems.check_path_count(problem, k_max)
     eta, sigma = unroll.check_eta(problem, eta), _check_sigma(sigma)
     return _smoothed_jit(problem, eta, int(k_max), sigma, int(order))
 
@@ -268,7 +268,7 @@ def smoothed_true_meta_gradients(
 @functools.partial(jax.jit, static_argnames=("problem", "k_max", "order"))
 def _smoothed_jit(problem, eta, k_max, sigma, order):
     nodes, weights = _hermite_nodes(eta.shape[0], order, eta.dtype)
-    true = lambda eta: metagrad.true_meta_gradients(problem, eta, k_max)
+    true = lambda eta: exact.true_meta_gradients(problem, eta, k_max)
     return jnp.einsum("q,qke->ke", weights, jax.vmap(true)(eta + sigma * nodes))
 
 
@@ -315,13 +315,13 @@ def exact_es_meta_gradient_moments(
     [k_max, n_eta, k_max, n_eta].
     """
     eta, sigma = _check_es(problem, eta, k_max, sigma, n_pairs)
-    if not isinstance(unroll.require_exact(problem), GaussianHooks):
+    if not isinstance(problems.require_exact(problem), GaussianHooks):
         raise ValueError(
             f"problem {problem.name!r} is not Gaussian: the exact moments of evolution strategies "
             "need the quadratic's noise (on the bandit, sample_es_meta_gradients)"
         )
     check_int("order", order, maximum=round(MAX_QUADRATURE_NODES ** (1 / problem.n_eta)) // 2)
-    unroll.check_noise_size(problem, k_max)
+    problems.check_noise_size(problem, k_max)
     mean, cov = _es_gaussian_moments_jit(problem, eta, int(k_max), sigma, int(order))
     finer = _es_gaussian_moments_jit(problem, eta, int(k_max), sigma, 2 * int(order))[1]
     change = float(jnp.max(jnp.abs(finer - cov)) / jnp.max(jnp.abs(finer)))

@@ -21,68 +21,15 @@ The estimators know nothing about the problem they run on: see ``course_lib.prob
 from __future__ import annotations
 
 import functools
-import inspect
-import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from course_lib import exact, unroll
+from course_lib import unroll
 from course_lib.checks import check_choice, check_finite_per_step, check_int
-from course_lib.mixing import (  # noqa: F401  (the engine's public names include the weights)
-    check_weights,
-    estimator_weights,
-    geometric_weights,
-    lambda_return_weights,
-    mix_meta_gradients,
-    mix_moments,
-    one_hot_weights,
-    optimal_mixing_weights,
-    optimal_mixing_weights_from_samples,
-    uniform_weights,
-)
-from course_lib.problems import PROBLEM_BUILDERS, GaussianHooks, MetaProblem
+from course_lib.problems.contract import MetaProblem, check_sampling_correction
 
 AUTODIFF_MODES = ("forward", "reverse")
-
-
-# --------------------------------------------------------------------------------------------------
-# Problems
-
-
-def make_problem(name: str, **settings) -> MetaProblem:
-    """The named meta-problem ("bandit", "quadratic" or "snake"), ``settings`` overriding defaults.
-
-    The same name and settings return the same object (per float precision), a default given
-    explicitly or left out alike, so compiled estimators and warm-ups are reused. Unknown names or
-    settings raise ``ValueError`` listing the valid ones.
-    """
-    if name not in PROBLEM_BUILDERS:
-        raise ValueError(f"unknown problem {name!r}; valid names: {sorted(PROBLEM_BUILDERS)}")
-    signature = inspect.signature(PROBLEM_BUILDERS[name])
-    valid = list(signature.parameters)
-    unknown = sorted(set(settings) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown settings {unknown} for problem {name!r}; valid settings: {valid}"
-        )
-    bound = signature.bind(**settings)
-    bound.apply_defaults()
-    frozen = tuple(sorted((k, _freeze(v)) for k, v in bound.arguments.items()))
-    return _cached_problem(name, frozen, bool(jax.config.jax_enable_x64))
-
-
-def _freeze(value):
-    if isinstance(value, (list, tuple, np.ndarray, jax.Array)):
-        return tuple(np.asarray(value).tolist())
-    return value
-
-
-@functools.lru_cache(maxsize=32)
-def _cached_problem(name: str, settings: tuple, x64: bool) -> MetaProblem:
-    del x64  # part of the cache key only: the problem's arrays take the precision in force
-    return PROBLEM_BUILDERS[name](**dict(settings))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -218,21 +165,6 @@ def _sample_meta_gradients_jit(problem, eta, key, k_max, n_seeds, mode, sampling
     )
 
 
-def _check_sampling_correction(problem: MetaProblem, sampling_correction) -> bool:
-    if not isinstance(sampling_correction, bool):
-        raise ValueError(f"sampling_correction must be True or False, got {sampling_correction!r}")
-    lacks = [
-        name for name in ("batch_log_prob", "outer_loss_is_cost") if not getattr(problem, name)
-    ]
-    if sampling_correction and lacks:
-        raise ValueError(
-            f"problem {problem.name!r} lacks {' and '.join(lacks)}, which sampling_correction "
-            "needs (log P(τ | θ) of each sampled batch, and an outer loss whose value is the cost, "
-            "not a surrogate; the bandit and the quadratic have both)"
-        )
-    return sampling_correction
-
-
 def prefix_outer_losses(problem: MetaProblem, eta, key: jax.Array, k_max: int) -> jax.Array:
     """L_k = L_out(θ_k(η); τ_k) for k = 1..k_max, one rollout per step from π_{θ_k} (acting on
     stop_gradient(θ)). Differentiable in ``eta``; ``[:k]`` of a longer run equals a run of length k.
@@ -273,7 +205,7 @@ def k_step_meta_gradients(
     """
     check_int("k_max", k_max)
     check_choice("mode", mode, AUTODIFF_MODES)
-    sampling_correction = _check_sampling_correction(problem, sampling_correction)
+    sampling_correction = check_sampling_correction(problem, sampling_correction)
     eta = unroll.check_eta(problem, eta)
     per_step = _meta_gradients_jit(problem, eta, key, int(k_max), mode, sampling_correction)
     return check_finite_per_step("meta-gradient", per_step)
@@ -299,151 +231,9 @@ def sample_meta_gradients(
     check_int("k_max", k_max)
     check_choice("mode", mode, AUTODIFF_MODES)
     check_int("n_seeds", n_seeds, minimum=2)
-    sampling_correction = _check_sampling_correction(problem, sampling_correction)
+    sampling_correction = check_sampling_correction(problem, sampling_correction)
     eta = unroll.check_eta(problem, eta)
     samples = _sample_meta_gradients_jit(
         problem, eta, key, int(k_max), int(n_seeds), mode, sampling_correction
     )
     return check_finite_per_step("meta-gradient", samples)
-
-
-# --------------------------------------------------------------------------------------------------
-# Exact references (toy problems with ``problem.exact``): enumeration or Gaussian quadratic forms
-
-
-def _path_losses(problem: MetaProblem, eta, batches):
-    """Along one enumerated path (batches [k, ...]): E[L_out(θ_j)] and log P(τ_{j−1} | θ_{j−1}),
-    j = 1..k."""
-    hooks = problem.exact
-
-    def step(state, batch):
-        log_p = hooks.batch_log_prob(state, batch)
-        state = problem.inner_update(state, batch, eta)
-        return state, (hooks.expected_outer_loss(state), log_p)
-
-    return jax.lax.scan(step, problem.init_state, batches)[1]
-
-
-@functools.partial(jax.jit, static_argnames=("problem", "k_max", "sampling_correction"))
-def _exact_paths_jit(problem, eta, k_max, sampling_correction=False):
-    def per_path(batches):
-        losses = lambda e: _path_losses(problem, e, batches)
-        log_p = jnp.sum(losses(eta)[1])
-        if sampling_correction:
-            return jnp.exp(log_p), unroll.score_corrected(losses, eta)
-        return jnp.exp(log_p), jax.jacfwd(lambda e: losses(e)[0])(eta)
-
-    return jax.vmap(per_path)(problem.exact.enumerate_batches(k_max))
-
-
-@functools.partial(jax.jit, static_argnames=("problem", "k_max", "sampling_correction"))
-def _gaussian_moments_jit(problem, eta, k_max, sampling_correction=False):
-    shape = (k_max + 1, *problem.exact.noise_shape)
-
-    def per_step(noise):  # g_1..g_k_max along the noise ξ_0..ξ_k_max: [k_max, n_eta]
-        draw = lambda state, k: (noise.reshape(shape)[k], state)
-        losses = lambda e: unroll.outer_losses_along(problem, e, draw, k_max, sampling_correction)
-        if sampling_correction:
-            return unroll.score_corrected(losses, eta)
-        return jax.jacfwd(losses)(eta)
-
-    return exact.quadratic_form_moments(per_step, math.prod(shape), eta.dtype)
-
-
-@functools.partial(jax.jit, static_argnames=("problem", "k_max"))
-def _true_meta_gradients_jit(problem, eta, k_max):
-    if isinstance(problem.exact, GaussianHooks):
-        # The noise does not depend on η, so the exact expected losses are all there is to derive.
-        return jax.jacfwd(lambda eta: problem.exact.expected_losses(eta, k_max))(eta)
-    batches = problem.exact.enumerate_batches(k_max)
-
-    def expected_losses(eta):
-        # Weighting L_out(θ_k) by the whole path's probability gives E[L_out(θ_k)] for every k at
-        # once: the factors of the batches after step k sum to one over their continuations, so
-        # they change neither the value nor (their sum being constant) the derivative.
-        losses, log_p = jax.vmap(lambda b: _path_losses(problem, eta, b))(batches)
-        return jnp.exp(jnp.sum(log_p, axis=1)) @ losses
-
-    return jax.jacfwd(expected_losses)(eta)
-
-
-def exact_meta_gradient_paths(
-    problem: MetaProblem, eta, k_max: int, sampling_correction: bool = False
-) -> tuple[jax.Array, jax.Array]:
-    """Every sequence ω of k_max inner batches with its probability and its estimates g_1..g_k_max.
-
-    P(ω; η) = Π_k P(τ_k | θ_k(η; ω)); g_k(ω) holds ω fixed, as the sampled estimator does. Any
-    mix or statistic is then exact, e.g.
-    ``stats.meta_gradient_stats(mix_meta_gradients(g, w), probabilities=P)``. Enumerable problems
-    only (the bandit). ``sampling_correction``: the corrected g̃_k(ω) of
-    ``k_step_meta_gradients``, whose mean over ω is ``true_meta_gradients``.
-
-    Returns: probabilities [n_paths] (summing to 1), per_step [n_paths, k_max, n_eta], with
-    n_paths = (2·n_arms)^(batch_size·k_max) for the bandit.
-    """
-    check_int("k_max", k_max)
-    unroll.check_path_count(problem, k_max)
-    sampling_correction = _check_sampling_correction(problem, sampling_correction)
-    eta = unroll.check_eta(problem, eta)
-    prob, per_step = _exact_paths_jit(problem, eta, int(k_max), sampling_correction)
-    return prob, check_finite_per_step("exact meta-gradient", per_step)
-
-
-def exact_meta_gradient_moments(
-    problem: MetaProblem, eta, k_max: int, joint: bool = False, sampling_correction: bool = False
-) -> tuple[jax.Array, jax.Array]:
-    """Exact mean and covariance of g_1..g_k_max (docs/notation.md §5).
-
-    Enumerable problems (the bandit), over every sequence ω of inner batches:
-
-        E[g_k] = Σ_ω P(ω; η) g_k(ω),  Cov[g_k, g_j] = Σ_ω P(ω; η) (g_k(ω) − E g_k)(g_j(ω) − E g_j)ᵀ.
-
-    Gaussian problems (the quadratic): each component of g_k is a quadratic form in the noise
-    ξ = (ξ_0..ξ_k_max), whose moments follow from its value, gradient and Hessian at ξ = 0
-    (``exact.quadratic_form_moments``). One compiled function per (problem, k_max).
-
-    Args:
-      joint: also the covariances across steps, so that the moments of any mix are exact
-        (``mixing.mix_moments``, ``mixing.optimal_mixing_weights``).
-      sampling_correction: the moments of the corrected g̃_k of ``k_step_meta_gradients`` (mean
-        g*_k); on Gaussian problems the correction is zero.
-    Returns: mean [k_max, n_eta] and cov [k_max, n_eta, n_eta] (Cov[g_k]), or with ``joint`` the
-    cov [k_max, n_eta, k_max, n_eta] with Cov[g_k, g_j] at [k−1, :, j−1, :].
-    """
-    check_int("k_max", k_max)
-    sampling_correction = _check_sampling_correction(problem, sampling_correction)
-    if isinstance(unroll.require_exact(problem), GaussianHooks):
-        unroll.check_noise_size(problem, k_max)
-        eta = unroll.check_eta(problem, eta)
-        mean, cov = _gaussian_moments_jit(problem, eta, int(k_max), sampling_correction)
-        check_finite_per_step("exact meta-gradient", mean)
-        return mean, cov if joint else jnp.einsum("kekf->kef", cov)
-    prob, per_step = exact_meta_gradient_paths(problem, eta, k_max, sampling_correction)
-    mean = jnp.einsum("p,pke->ke", prob, per_step)
-    centred = per_step - mean
-    spec = "p,pke,pjf->kejf" if joint else "p,pke,pkf->kef"
-    return mean, jnp.einsum(spec, prob, centred, centred)
-
-
-def true_meta_gradients(problem: MetaProblem, eta, k_max: int) -> jax.Array:
-    """g*_k = ∇_η E_ω[L_out(θ_k(η; ω))] for k = 1..k_max: the gradients the k-step estimators
-    approximate, and g*_H for a long horizon H the fixed target they are scored against.
-
-    Enumerable problems differentiate Σ_ω P(ω; η) E[L_out(θ_k(η; ω))], P too, so g*_k equals
-    E[g_k] only for k = 1; one enumeration of the k_max-step paths serves every k. Gaussian
-    problems differentiate the exact expected losses (the noise does not depend on η, so
-    g*_k = E[g_k] for every k): a scan over k_max steps, fast for horizons in the thousands.
-
-    Returns: [k_max, n_eta].
-    """
-    check_int("k_max", k_max)
-    if not isinstance(unroll.require_exact(problem), GaussianHooks):
-        unroll.check_path_count(problem, k_max)
-    eta = unroll.check_eta(problem, eta)
-    return _true_meta_gradients_jit(problem, eta, int(k_max))
-
-
-def true_meta_gradient(problem: MetaProblem, eta, k: int) -> jax.Array:
-    """g*_k alone, for any horizon k (see ``true_meta_gradients``). Returns: [n_eta]."""
-    check_int("k", k)
-    return true_meta_gradients(problem, eta, k)[-1]

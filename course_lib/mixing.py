@@ -203,7 +203,7 @@ def mix_moments(mean, joint_cov, weights) -> tuple[np.ndarray, np.ndarray]:
 
     Args:
       mean: [k_max, n_eta]; joint_cov: [k_max, n_eta, k_max, n_eta] (e.g.
-        ``metagrad.exact_meta_gradient_moments(..., joint=True)``); weights: [<= k_max].
+        ``exact.exact_meta_gradient_moments(..., joint=True)``); weights: [<= k_max].
     Returns: mean [n_eta], cov [n_eta, n_eta].
     """
     mean, joint_cov, _ = _check_joint_moments(mean, joint_cov, None)
@@ -251,7 +251,7 @@ def optimal_mixing_weights(mean, joint_cov, target) -> np.ndarray:
 
     Args:
       mean: [k_max, n_eta] E g_k; joint_cov: [k_max, n_eta, k_max, n_eta] Cov[g_k, g_j] (e.g.
-        ``metagrad.exact_meta_gradient_moments(..., joint=True)``); target: [n_eta] g*, non-zero.
+        ``exact.exact_meta_gradient_moments(..., joint=True)``); target: [n_eta] g*, non-zero.
     Returns: [k_max], >= 0, summing to 1.
     """
     mean, joint_cov, target = _check_joint_moments(mean, joint_cov, target)

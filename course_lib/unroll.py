@@ -1,4 +1,4 @@
-"""The unrolled inner loop every estimator shares, and the checks made before it is traced.
+"""The unrolled inner loop every estimator shares, and the check of η made before it is traced.
 
 Along one run (docs/notation.md §2): θ_k = U(θ_{k−1}, τ_{k−1}; η), τ_k drawn from π_{θ_k} (or
 given), L_k = L_out(θ_k; τ_k), k = 1..k_max. ``outer_losses_along`` gives L_1..L_k_max as a
@@ -9,16 +9,11 @@ trace or by perturbing η (``estimators``).
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib.problems import GaussianHooks, MetaProblem
-
-MAX_ENUMERATED_PATHS = 2**20
-MAX_HESSIAN_ENTRIES = 2**25
+from course_lib.problems.contract import MetaProblem
 
 
 def check_eta(problem: MetaProblem, eta) -> jax.Array:
@@ -82,40 +77,3 @@ def score_corrected(losses_and_log_probs, eta, jacobian=jax.jacfwd) -> jax.Array
 def is_differentiable(leaf) -> bool:
     """Whether η can reach ``leaf`` (floating point): integer and key leaves are carried as is."""
     return jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
-
-
-def require_exact(problem: MetaProblem):
-    """The problem's exact hooks, or a ``ValueError`` saying it has none."""
-    if problem.exact is None:
-        raise ValueError(
-            f"problem {problem.name!r} has no exact references (the bandit and the quadratic have)"
-        )
-    return problem.exact
-
-
-def check_path_count(problem: MetaProblem, k: int):
-    """The enumerable problem's hooks, if its k-step paths are few enough to list."""
-    hooks = require_exact(problem)
-    if isinstance(hooks, GaussianHooks):
-        raise ValueError(
-            f"problem {problem.name!r} has Gaussian noise, no paths to list: "
-            "use exact_meta_gradient_moments"
-        )
-    batches = hooks.enumerate_batches(1)
-    per_step = jax.tree_util.tree_leaves(batches)[0].shape[0]
-    if per_step**k > MAX_ENUMERATED_PATHS:
-        raise ValueError(
-            f"k_max={k} needs {per_step}^{k} paths, more than {MAX_ENUMERATED_PATHS}: "
-            "use a smaller k_max"
-        )
-    return hooks
-
-
-def check_noise_size(problem: MetaProblem, k_max: int):
-    """Raise if the Gaussian moments over k_max steps need too large Hessians."""
-    noise_dim = (k_max + 1) * math.prod(problem.exact.noise_shape)
-    if k_max * problem.n_eta * noise_dim**2 > MAX_HESSIAN_ENTRIES:
-        raise ValueError(
-            f"k_max={k_max} needs Hessians over {noise_dim} noise values, more than "
-            f"{MAX_HESSIAN_ENTRIES} entries in all: use a smaller k_max"
-        )

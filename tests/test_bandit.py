@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib import metagrad, stats
+from course_lib import exact, metagrad, mixing, problems, stats
 from course_lib.envs import bandit
 
 # Every test in float64 (the oracles compare to 1e-10): the fixture is in conftest.py.
@@ -49,9 +49,16 @@ def np_paths(theta0, p, eta, k):
         yield prob, np.array(losses)
 
 
+def np_theta0(settings):
+    """θ_0 as the bandit's docstring defines it: given, or spread evenly from +1 to −1."""
+    if settings["theta0"] is None:
+        return np.linspace(1.0, -1.0, len(settings["p"]))
+    return np.array(settings["theta0"])
+
+
 def np_exact(problem, eta, k, eps=1e-6):
     """Probabilities, per-path g_1..g_k and ∇_η E[L_k], the last two by central differences."""
-    theta0, p = np.array(problem.settings["theta0"]), np.array(problem.settings["p"])
+    theta0, p = np_theta0(problem.settings), np.array(problem.settings["p"])
     prob = np.array([pr for pr, _ in np_paths(theta0, p, eta, k)])
     grads, true = [], []
     for e in np.eye(len(eta)):
@@ -106,12 +113,12 @@ def test_expected_reward_and_entropy_match_numpy():
 
 
 def test_inner_update_matches_the_closed_form():
-    problem = metagrad.make_problem("bandit")
+    problem = problems.make_problem("bandit")
     eta = np.array([np.log(0.7), 0.3])
     for action, reward in [(0, 1.0), (1, 0.0), (1, 1.0)]:
         batch = bandit.BanditBatch(jnp.array([action], jnp.int32), jnp.array([reward]))
         ours = problem.inner_update(problem.init_state, batch, jnp.asarray(eta))
-        expected = np_update(np.array(problem.settings["theta0"]), action, reward, eta)
+        expected = np_update(np_theta0(problem.settings), action, reward, eta)
         np.testing.assert_allclose(ours, expected, rtol=1e-12)
 
 
@@ -120,13 +127,13 @@ def test_inner_update_matches_the_closed_form():
 
 
 def test_exact_moments_and_true_gradient_match_a_numpy_enumeration():
-    problem = metagrad.make_problem("bandit", learning_rate=0.8, entropy_cost=0.2)
+    problem = problems.make_problem("bandit", learning_rate=0.8, entropy_cost=0.2)
     eta, k = np.asarray(problem.eta0), 3
     prob, grads, true = np_exact(problem, eta, k)
-    ours_prob, ours_grads = metagrad.exact_meta_gradient_paths(problem, eta, k)
+    ours_prob, ours_grads = exact.exact_meta_gradient_paths(problem, eta, k)
     np.testing.assert_allclose(ours_prob, prob, rtol=1e-12)
     np.testing.assert_allclose(ours_grads, grads, rtol=1e-6, atol=1e-10)
-    mean, cov = metagrad.exact_meta_gradient_moments(problem, eta, k)
+    mean, cov = exact.exact_meta_gradient_moments(problem, eta, k)
     expected_mean = np.einsum("p,pke->ke", prob, grads)
     centred = grads - expected_mean
     np.testing.assert_allclose(mean, expected_mean, rtol=1e-6, atol=1e-10)
@@ -134,30 +141,30 @@ def test_exact_moments_and_true_gradient_match_a_numpy_enumeration():
         cov, np.einsum("p,pke,pkf->kef", prob, centred, centred), rtol=1e-5, atol=1e-12
     )
     np.testing.assert_allclose(
-        metagrad.true_meta_gradient(problem, eta, k), true, rtol=1e-6, atol=1e-10
+        exact.true_meta_gradient(problem, eta, k), true, rtol=1e-6, atol=1e-10
     )
     # One enumeration of the k-step paths gives g*_1..g*_k; the oracle enumerates each j alone.
     every_true = np.stack([np_exact(problem, eta, j)[2] for j in range(1, k)] + [true])
     np.testing.assert_allclose(
-        metagrad.true_meta_gradients(problem, eta, k), every_true, rtol=1e-6, atol=1e-10
+        exact.true_meta_gradients(problem, eta, k), every_true, rtol=1e-6, atol=1e-10
     )
 
 
 def test_one_step_estimator_is_unbiased_and_multi_step_ones_are_not():
-    problem = metagrad.make_problem("bandit")
-    mean, _ = metagrad.exact_meta_gradient_moments(problem, problem.eta0, 4)
-    true = np.stack([metagrad.true_meta_gradient(problem, problem.eta0, k) for k in range(1, 5)])
+    problem = problems.make_problem("bandit")
+    mean, _ = exact.exact_meta_gradient_moments(problem, problem.eta0, 4)
+    true = np.stack([exact.true_meta_gradient(problem, problem.eta0, k) for k in range(1, 5)])
     np.testing.assert_allclose(mean[0], true[0], rtol=1e-12, atol=1e-15)
     relative_bias = np.linalg.norm(mean - true, axis=1) / np.linalg.norm(true, axis=1)
     assert np.all(relative_bias[1:] > 0.02), relative_bias  # the dropped sampling term
 
 
 def test_monte_carlo_moments_converge_to_the_exact_ones():
-    problem, k_max, n = metagrad.make_problem("bandit"), 6, 8192
+    problem, k_max, n = problems.make_problem("bandit"), 6, 8192
     samples = np.asarray(
         metagrad.sample_meta_gradients(problem, problem.eta0, jax.random.key(7), k_max, n)
     )
-    prob, paths = map(np.asarray, metagrad.exact_meta_gradient_paths(problem, problem.eta0, k_max))
+    prob, paths = map(np.asarray, exact.exact_meta_gradient_paths(problem, problem.eta0, k_max))
     mean = np.einsum("p,pke->ke", prob, paths)
     variance = np.einsum("p,pke->ke", prob, (paths - mean) ** 2)
     fourth = np.einsum("p,pke->ke", prob, (paths - mean) ** 4)
@@ -170,14 +177,14 @@ def test_monte_carlo_moments_converge_to_the_exact_ones():
 
 def test_default_bandit_shows_the_bias_variance_trade_off():
     """As documented: variance grows with k, bias to the 8-step target falls, mixes sit between."""
-    problem, k_max = metagrad.make_problem("bandit"), 8
-    prob, paths = map(np.asarray, metagrad.exact_meta_gradient_paths(problem, problem.eta0, k_max))
-    target = np.asarray(metagrad.true_meta_gradient(problem, problem.eta0, k_max))
+    problem, k_max = problems.make_problem("bandit"), 8
+    prob, paths = map(np.asarray, exact.exact_meta_gradient_paths(problem, problem.eta0, k_max))
+    target = np.asarray(exact.true_meta_gradient(problem, problem.eta0, k_max))
     per_k = stats.meta_gradient_stats(paths, target, probabilities=prob)
     assert np.all(np.diff(per_k.variance) > 0) and per_k.variance[-1] > 10 * per_k.variance[0]
     assert np.all(np.diff(per_k.bias_norm) < 0)
     mix = stats.meta_gradient_stats(
-        metagrad.mix_meta_gradients(paths, metagrad.uniform_weights(k_max)),
+        mixing.mix_meta_gradients(paths, mixing.uniform_weights(k_max)),
         target,
         probabilities=prob,
     )

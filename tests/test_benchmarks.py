@@ -6,7 +6,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from course_lib import metagrad
+from course_lib import problems
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ def test_pytorch_peer_is_skipped_in_one_line_without_torch(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails as if not installed
     benchmark = _load_benchmark("metagrad.py")
     args = argparse.Namespace(n_seeds=4, k_max=2, repeats=1, torch_seeds=2)
-    benchmark.torch_comparison(metagrad.make_problem("bandit"), args, jax_per_seed=1e-5)
+    benchmark.torch_comparison(problems.make_problem("bandit"), args, jax_per_seed=1e-5)
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[-1] == '  skipped: PyTorch is not installed (pip install -e ".[bench]")'
     assert len(printed) == 2  # the section's title and that line

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib import metagrad
+from course_lib import metagrad, problems
 
 SETTINGS = dict(n_envs=2, rollout_len=3, hidden=(8,), warmup_updates=0, value_cost=2.8)
 LEARNING_RATE, DECAY, EPS, MAX_NORM = 3e-3, 0.9, 1e-8, 1.0  # snake_problem's RMSProp defaults
@@ -126,7 +126,7 @@ def _live(k, value):
 @functools.cache
 def _engine_run(critic_targets):
     """The engine's g_1, g_2 on a start with a warm RMSProp state, and the batches it sampled."""
-    problem = metagrad.make_problem("snake", critic_targets=critic_targets, **SETTINGS)
+    problem = problems.make_problem("snake", critic_targets=critic_targets, **SETTINGS)
     state = problem.init_state
     # nu = 0 makes the first RMSProp step g/|g|, whose derivative in g all but vanishes
     nu_key = iter(jax.random.split(jax.random.key(7), 64))
@@ -189,11 +189,11 @@ def test_the_conventions_differ_from_g_2_on():
 
 def test_an_unknown_convention_is_refused_by_name():
     with pytest.raises(ValueError, match=r"critic_targets must be one of \['semi', 'full'\]"):
-        metagrad.make_problem("snake", critic_targets="half")
+        problems.make_problem("snake", critic_targets="half")
 
 
 def test_full_path_forward_mode_matches_reverse_mode():
-    problem = metagrad.make_problem("snake", critic_targets="full", **SETTINGS)
+    problem = problems.make_problem("snake", critic_targets="full", **SETTINGS)
     key, eta = jax.random.key(2), problem.eta0 + 0.2
     forward = metagrad.k_step_meta_gradients(problem, eta, key, 3, mode="forward")
     reverse = metagrad.k_step_meta_gradients(problem, eta, key, 3, mode="reverse")

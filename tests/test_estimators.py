@@ -1,7 +1,7 @@
 """Estimators beyond the K-step family: the sampling correction (DiCE), the accumulating trace and
 antithetic evolution strategies, against exact references and independent oracles.
 
-The oracles: ``metagrad.true_meta_gradients`` (which differentiates the path probabilities, a
+The oracles: ``exact.true_meta_gradients`` (which differentiates the path probabilities, a
 different code path from the score terms, and is itself checked against numpy in test_bandit.py);
 plain-numpy recursions on the quadratic (the trace, by hand, with its moments by Isserlis); and the
 smoothed objective by Stein's identity on the closed-form expected loss.
@@ -14,18 +14,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib import estimators, exact, metagrad
+from course_lib import estimators, exact, metagrad, problems
 
 # Every test in float64 (the oracles compare to 1e-10): the fixture is in conftest.py.
 pytestmark = pytest.mark.usefixtures("float64")
 
 
 def bandit():
-    return metagrad.make_problem("bandit")
+    return problems.make_problem("bandit")
 
 
 def quadratic():
-    return metagrad.make_problem("quadratic")
+    return problems.make_problem("quadratic")
 
 
 def within_standard_errors(samples, expected, n_se=4.5):
@@ -44,12 +44,12 @@ def within_standard_errors(samples, expected, n_se=4.5):
 
 def test_sampling_correction_makes_the_exact_mean_the_true_meta_gradient_on_the_bandit():
     problem, k_max = bandit(), 4
-    true = np.asarray(metagrad.true_meta_gradients(problem, problem.eta0, k_max))
-    corrected, _ = metagrad.exact_meta_gradient_moments(
+    true = np.asarray(exact.true_meta_gradients(problem, problem.eta0, k_max))
+    corrected, _ = exact.exact_meta_gradient_moments(
         problem, problem.eta0, k_max, sampling_correction=True
     )
     np.testing.assert_allclose(corrected, true, rtol=1e-12, atol=1e-17)
-    held_fixed, _ = metagrad.exact_meta_gradient_moments(problem, problem.eta0, k_max)
+    held_fixed, _ = exact.exact_meta_gradient_moments(problem, problem.eta0, k_max)
     bias = np.abs(np.asarray(held_fixed) - true).max(axis=1)
     assert bias[0] < 1e-17 and np.all(bias[1:] > 1e-4)  # the bias it removes is real for k >= 2
 
@@ -72,12 +72,12 @@ def test_sampling_correction_paths_samples_and_modes_agree():
         problem, problem.eta0, jax.random.fold_in(key, 2), k_max, sampling_correction=True
     )
     np.testing.assert_allclose(samples[2], one, rtol=1e-12)
-    prob, paths = metagrad.exact_meta_gradient_paths(
+    prob, paths = exact.exact_meta_gradient_paths(
         problem, problem.eta0, k_max, sampling_correction=True
     )
     np.testing.assert_allclose(
         np.einsum("p,pke->ke", prob, paths),
-        metagrad.true_meta_gradients(problem, problem.eta0, k_max),
+        exact.true_meta_gradients(problem, problem.eta0, k_max),
         rtol=1e-12,
     )
 
@@ -87,7 +87,7 @@ def test_sampled_sampling_correction_is_unbiased_on_the_bandit():
     samples = metagrad.sample_meta_gradients(
         problem, problem.eta0, jax.random.key(2), k_max, 4000, sampling_correction=True
     )
-    within_standard_errors(samples, metagrad.true_meta_gradients(problem, problem.eta0, k_max))
+    within_standard_errors(samples, exact.true_meta_gradients(problem, problem.eta0, k_max))
 
 
 def test_sampling_correction_is_zero_on_the_quadratic():
@@ -100,10 +100,10 @@ def test_sampling_correction_is_zero_on_the_quadratic():
             metagrad.k_step_meta_gradients(problem, problem.eta0, key, k_max, mode=mode),
             rtol=1e-12,
         )
-    corrected = metagrad.exact_meta_gradient_moments(
+    corrected = exact.exact_meta_gradient_moments(
         problem, problem.eta0, k_max, joint=True, sampling_correction=True
     )
-    plain = metagrad.exact_meta_gradient_moments(problem, problem.eta0, k_max, joint=True)
+    plain = exact.exact_meta_gradient_moments(problem, problem.eta0, k_max, joint=True)
     for a, b in zip(corrected, plain, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
@@ -122,7 +122,7 @@ def test_sampling_correction_names_what_the_problem_lacks(change, match):
             problem, problem.eta0, jax.random.key(0), 2, sampling_correction=True
         )
     with pytest.raises(ValueError, match=match):
-        metagrad.exact_meta_gradient_moments(problem, problem.eta0, 2, sampling_correction=True)
+        exact.exact_meta_gradient_moments(problem, problem.eta0, 2, sampling_correction=True)
 
 
 def test_sampling_correction_must_be_a_bool():
@@ -290,7 +290,7 @@ def test_smoothed_gradient_matches_steins_identity_and_tends_to_the_true_gradien
         np.testing.assert_allclose(
             smoothed[k - 1], np_smoothed_gradient(problem, k, 0.3), rtol=1e-6
         )
-    true = metagrad.true_meta_gradients(problem, problem.eta0, k_max)
+    true = exact.true_meta_gradients(problem, problem.eta0, k_max)
     assert np.abs(np.asarray(smoothed - true)).max() > 1e-3  # smoothing moves the target at σ = 0.3
     np.testing.assert_allclose(
         estimators.smoothed_true_meta_gradients(problem, problem.eta0, k_max, 1e-3),
@@ -301,7 +301,7 @@ def test_smoothed_gradient_matches_steins_identity_and_tends_to_the_true_gradien
 
 @pytest.mark.parametrize("name, sigma", [("quadratic", 0.3), ("bandit", 0.5)])
 def test_es_is_unbiased_for_the_smoothed_gradient(name, sigma):
-    problem, k_max = metagrad.make_problem(name), 3
+    problem, k_max = problems.make_problem(name), 3
     samples = estimators.sample_es_meta_gradients(
         problem, problem.eta0, jax.random.key(3), k_max, sigma, 2, 4000
     )

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from course_lib import metagrad
+from course_lib import metagrad, problems
 
 pytestmark = pytest.mark.gpu
 
@@ -43,7 +43,7 @@ def meta_gradients_on(device, problem, k_max: int, mode: str) -> np.ndarray:
 def test_meta_gradients_on_gpu_match_cpu(cpu_and_gpu, name, mode):
     settings, k_max = CASES[name]
     with jax.enable_x64(True):
-        problem = metagrad.make_problem(name, **settings)
+        problem = problems.make_problem(name, **settings)
         on_cpu, on_gpu = (meta_gradients_on(device, problem, k_max, mode) for device in cpu_and_gpu)
     scale = np.abs(on_cpu).max()
     assert np.all(np.isfinite(on_cpu)) and scale > 0, "all-zero meta-gradients would match anywhere"

@@ -16,7 +16,7 @@ import pytest
 import scipy.optimize
 from grading_harness import harness_tests
 
-from course_lib import grading, metagrad, stats
+from course_lib import grading, metagrad, mixing, problems, stats
 from course_lib.envs import bandit, quadratic
 from course_lib.grading import mixing_estimator, multi_step, one_step
 
@@ -313,7 +313,7 @@ WRONG = {
     ),
     "5.2 lambda-return weights": (
         "5.2",
-        lambda k, lam: metagrad.lambda_return_weights(k, lam),
+        lambda k, lam: mixing.lambda_return_weights(k, lam),
         "λ-return weights",
     ),
     "5.2 one weight too many": ("5.2", lambda k, lam: geometric_weights(k + 1, lam), "has shape ("),
@@ -396,7 +396,7 @@ def _library_batches(problem, eta, key, k):
 
 @pytest.mark.parametrize("k", [1, 3, 6])
 def test_k_step_reference_matches_the_library_on_its_own_batches(k, x64):
-    problem = metagrad.make_problem("bandit", batch_size=2)
+    problem = problems.make_problem("bandit", batch_size=2)
     eta, key = problem.eta0 + 0.3, jax.random.key(k)
     batches, outer_batch = _library_batches(problem, eta, key, k)
     expected = metagrad.k_step_meta_gradients(problem, eta, key, k)[k - 1]
@@ -407,7 +407,7 @@ def test_k_step_reference_matches_the_library_on_its_own_batches(k, x64):
 @pytest.mark.parametrize("name", ["quadratic", "bandit"])
 @pytest.mark.parametrize("mode", metagrad.AUTODIFF_MODES)
 def test_forward_carry_reference_matches_the_library_on_its_own_batches(name, mode, x64):
-    problem = metagrad.make_problem(name)
+    problem = problems.make_problem(name)
     eta, key, k = problem.eta0 + 0.2, jax.random.key(7), 5
     inner, outer_batch = _library_batches(problem, eta, key, k)
     batches = jax.tree_util.tree_map(lambda x, o: jnp.concatenate([x, o[None]]), inner, outer_batch)
@@ -419,7 +419,7 @@ def test_forward_carry_reference_matches_the_library_on_its_own_batches(name, mo
 def test_one_step_reference_matches_central_differences(x64):
     theta, p = jnp.array([0.4, -0.2, 0.1]), jnp.array([0.2, 0.5, 0.9])
     actions, rewards, eta = jnp.array([2, 0]), jnp.array([1.0, 0.0]), jnp.array([-0.3, 0.2])
-    problem = metagrad.make_problem("bandit", p=(0.2, 0.5, 0.9), batch_size=2)
+    problem = problems.make_problem("bandit", p=(0.2, 0.5, 0.9), batch_size=2)
 
     def outer(e):
         batch = bandit.BanditBatch(actions, rewards)
@@ -436,7 +436,7 @@ def test_known_wrong_answers_differ_from_the_reference_on_the_edge_cases():
     mistake only when the learner's answer equals it on every edge case, so every wrong answer
     the checks know must differ from the reference somewhere. Shown here for exercise 4.1, whose
     wrong answers are closest to the right one (they agree when K = 1)."""
-    problem = metagrad.make_problem("bandit")
+    problem = problems.make_problem("bandit")
     actions, rewards = jnp.array([[1], [1], [0]]), jnp.array([[1.0], [1.0], [0.0]])
     batches = bandit.BanditBatch(actions, rewards)
     outer_batch = bandit.BanditBatch(actions[-1], rewards[-1])
@@ -450,7 +450,7 @@ def test_mixed_reference_is_the_gradient_of_the_librarys_mixed_outer_loss():
     """Exercise 5.3's reference on the batches ``metagrad.prefix_outer_losses`` draws for a key
     (the quadratic's batch k is the noise of ``fold_in(key, k)``) equals jax.grad of
     Σ_k w_k L_k there: the meta-gradient of the mixed loss is the mix of the meta-gradients."""
-    problem, k = metagrad.make_problem("quadratic"), 5
+    problem, k = problems.make_problem("quadratic"), 5
     key, weights = jax.random.key(3), jnp.array([0.1, 0.0, 0.3, 0.2, 0.4])
     dim = problem.init_state.shape[0]
     batches = jnp.stack(

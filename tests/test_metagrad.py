@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib import metagrad, stats
+from course_lib import exact, metagrad, mixing, problems, stats
 from course_lib.problems import MetaProblem
 
 # Every test in float64 (the oracles compare to 1e-10): the fixture is in conftest.py.
@@ -60,10 +60,10 @@ def get_problem(name):
     if name == "random_walk":
         return _random_walk()
     if name == "snake":  # small enough to compile fast; the default Snake is tested further down
-        return metagrad.make_problem(
+        return problems.make_problem(
             "snake", n_envs=2, rollout_len=3, hidden=(8,), warmup_updates=0
         )
-    return metagrad.make_problem(name)
+    return problems.make_problem(name)
 
 
 @pytest.mark.parametrize("name", ["bandit", "random_walk", "snake"])
@@ -90,7 +90,7 @@ def test_central_finite_differences_match_k_step_meta_gradients(name):
     # moves, so the values it gives are the same whatever eta is and the convention changes
     # nothing: every component is comparable. Round-off in float64 Snake rollouts needs eps=1e-4.
     if name == "snake":
-        problem = metagrad.make_problem(
+        problem = problems.make_problem(
             "snake", n_envs=2, rollout_len=3, hidden=(8,), warmup_updates=0, value_cost=0.0
         )
         k_max, eps = 3, 1e-4
@@ -128,7 +128,7 @@ def test_random_walk_meta_gradient_matches_a_hand_derivation():
 
 @pytest.mark.parametrize("mode", metagrad.AUTODIFF_MODES)
 def test_shorter_runs_are_prefixes_of_longer_runs(mode):
-    problem = metagrad.make_problem("bandit")
+    problem = problems.make_problem("bandit")
     key = jax.random.key(0)
     # k_max = 6 and 5 are compiled by the tests above already
     long_losses = metagrad.prefix_outer_losses(problem, problem.eta0, key, 6)
@@ -145,7 +145,7 @@ def test_shorter_runs_are_prefixes_of_longer_runs(mode):
 
 
 def test_sampled_seeds_are_single_runs_with_folded_keys():
-    problem = metagrad.make_problem("bandit")
+    problem = problems.make_problem("bandit")
     key = jax.random.key(42)
     samples = metagrad.sample_meta_gradients(problem, problem.eta0, key, 4, n_seeds=5)
     assert samples.shape == (5, 4, 2)
@@ -158,27 +158,27 @@ def test_sampled_seeds_are_single_runs_with_folded_keys():
 
 
 def test_one_hot_mixing_reproduces_each_k_step_meta_gradient():
-    problem = metagrad.make_problem("bandit")
+    problem = problems.make_problem("bandit")
     samples = np.asarray(
         metagrad.sample_meta_gradients(problem, problem.eta0, jax.random.key(1), 6, 8)
     )
     for k in range(1, 7):
         np.testing.assert_array_equal(
-            metagrad.mix_meta_gradients(samples, metagrad.one_hot_weights(k, 6)), samples[:, k - 1]
+            mixing.mix_meta_gradients(samples, mixing.one_hot_weights(k, 6)), samples[:, k - 1]
         )
     # A short weight vector mixes only the first rows; a jax cache gives the same numbers.
-    w = metagrad.uniform_weights(3)
+    w = mixing.uniform_weights(3)
     expected = samples[:, :3].mean(axis=1)
-    np.testing.assert_allclose(metagrad.mix_meta_gradients(samples, w), expected, rtol=1e-12)
+    np.testing.assert_allclose(mixing.mix_meta_gradients(samples, w), expected, rtol=1e-12)
     np.testing.assert_allclose(
-        metagrad.mix_meta_gradients(jnp.asarray(samples), w), expected, rtol=1e-12
+        mixing.mix_meta_gradients(jnp.asarray(samples), w), expected, rtol=1e-12
     )
 
 
 def test_mixing_inside_jit_with_traced_padded_weights():
     samples = jnp.asarray(np.random.default_rng(0).normal(size=(4, 5, 2)))
-    mix = jax.jit(metagrad.mix_meta_gradients)
-    for w in (metagrad.geometric_weights(3, 0.5), metagrad.lambda_return_weights(5, 0.7)):
+    mix = jax.jit(mixing.mix_meta_gradients)
+    for w in (mixing.geometric_weights(3, 0.5), mixing.lambda_return_weights(5, 0.7)):
         padded = np.zeros(5)
         padded[: len(w)] = w
         np.testing.assert_allclose(
@@ -189,17 +189,17 @@ def test_mixing_inside_jit_with_traced_padded_weights():
 
 def test_weight_families_hit_their_special_cases():
     k = 5
-    np.testing.assert_array_equal(metagrad.one_hot_weights(2, k), [0, 1, 0, 0, 0])
-    np.testing.assert_allclose(metagrad.uniform_weights(k), np.full(k, 0.2))
-    np.testing.assert_allclose(metagrad.geometric_weights(k, 0.0), np.eye(k)[0])
-    np.testing.assert_allclose(metagrad.geometric_weights(k, 1.0), np.full(k, 0.2))
-    np.testing.assert_allclose(metagrad.geometric_weights(3, 0.5), np.array([4, 2, 1]) / 7)
-    np.testing.assert_allclose(metagrad.lambda_return_weights(k, 0.0), np.eye(k)[0])
-    np.testing.assert_allclose(metagrad.lambda_return_weights(k, 1.0), np.eye(k)[-1])
-    np.testing.assert_allclose(metagrad.lambda_return_weights(3, 0.5), [0.5, 0.25, 0.25])
+    np.testing.assert_array_equal(mixing.one_hot_weights(2, k), [0, 1, 0, 0, 0])
+    np.testing.assert_allclose(mixing.uniform_weights(k), np.full(k, 0.2))
+    np.testing.assert_allclose(mixing.geometric_weights(k, 0.0), np.eye(k)[0])
+    np.testing.assert_allclose(mixing.geometric_weights(k, 1.0), np.full(k, 0.2))
+    np.testing.assert_allclose(mixing.geometric_weights(3, 0.5), np.array([4, 2, 1]) / 7)
+    np.testing.assert_allclose(mixing.lambda_return_weights(k, 0.0), np.eye(k)[0])
+    np.testing.assert_allclose(mixing.lambda_return_weights(k, 1.0), np.eye(k)[-1])
+    np.testing.assert_allclose(mixing.lambda_return_weights(3, 0.5), [0.5, 0.25, 0.25])
     for rho in np.linspace(0, 1, 11):
-        assert abs(metagrad.lambda_return_weights(7, rho).sum() - 1) < 1e-12
-        assert abs(metagrad.geometric_weights(7, rho).sum() - 1) < 1e-12
+        assert abs(mixing.lambda_return_weights(7, rho).sum() - 1) < 1e-12
+        assert abs(mixing.geometric_weights(7, rho).sum() - 1) < 1e-12
 
 
 @pytest.mark.parametrize(
@@ -215,33 +215,33 @@ def test_weight_families_hit_their_special_cases():
         (lambda p, key: metagrad.k_step_meta_gradients(p, jnp.zeros(3), key, 2), "eta"),
         (lambda p, key: metagrad.prefix_outer_losses(p, p.eta0, key, -1), "k_max"),
         (lambda p, key: metagrad.sample_meta_gradients(p, p.eta0, key, 2, n_seeds=1), "n_seeds"),
-        (lambda p, key: metagrad.one_hot_weights(4, 3), "k must be <= k_max"),
-        (lambda p, key: metagrad.one_hot_weights(0, 3), "k "),
-        (lambda p, key: metagrad.uniform_weights(0), "k "),
-        (lambda p, key: metagrad.geometric_weights(3, 1.5), "lam"),
-        (lambda p, key: metagrad.geometric_weights(3, -0.1), "lam"),
-        (lambda p, key: metagrad.lambda_return_weights(3, 2.0), "rho"),
+        (lambda p, key: mixing.one_hot_weights(4, 3), "k must be <= k_max"),
+        (lambda p, key: mixing.one_hot_weights(0, 3), "k "),
+        (lambda p, key: mixing.uniform_weights(0), "k "),
+        (lambda p, key: mixing.geometric_weights(3, 1.5), "lam"),
+        (lambda p, key: mixing.geometric_weights(3, -0.1), "lam"),
+        (lambda p, key: mixing.lambda_return_weights(3, 2.0), "rho"),
         (
-            lambda p, key: metagrad.mix_meta_gradients(np.zeros((2, 3, 2)), np.full(4, 0.25)),
+            lambda p, key: mixing.mix_meta_gradients(np.zeros((2, 3, 2)), np.full(4, 0.25)),
             "weights",
         ),
-        (lambda p, key: metagrad.mix_meta_gradients(np.zeros((2, 3, 2)), [1.5, -0.5]), "weights"),
-        (lambda p, key: metagrad.mix_meta_gradients(np.zeros((2, 3, 2)), [0.5, 0.4]), "weights"),
-        (lambda p, key: metagrad.mix_meta_gradients(np.zeros((2, 3, 2)), []), "weights"),
-        (lambda p, key: metagrad.mix_meta_gradients(np.zeros(3), [1.0]), "per_step"),
-        (lambda p, key: metagrad.true_meta_gradient(p, p.eta0, 0), "k "),
-        (lambda p, key: metagrad.exact_meta_gradient_moments(p, p.eta0, 40), "k_max"),
+        (lambda p, key: mixing.mix_meta_gradients(np.zeros((2, 3, 2)), [1.5, -0.5]), "weights"),
+        (lambda p, key: mixing.mix_meta_gradients(np.zeros((2, 3, 2)), [0.5, 0.4]), "weights"),
+        (lambda p, key: mixing.mix_meta_gradients(np.zeros((2, 3, 2)), []), "weights"),
+        (lambda p, key: mixing.mix_meta_gradients(np.zeros(3), [1.0]), "per_step"),
+        (lambda p, key: exact.true_meta_gradient(p, p.eta0, 0), "k "),
+        (lambda p, key: exact.exact_meta_gradient_moments(p, p.eta0, 40), "k_max"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(call, match):
-    problem = metagrad.make_problem("bandit")
+    problem = problems.make_problem("bandit")
     with pytest.raises(ValueError, match=match):
         call(problem, jax.random.key(0))
 
 
 def test_weights_within_tolerance_are_accepted():
     w = np.array([0.5, 0.5 + 5e-7])
-    assert metagrad.mix_meta_gradients(np.ones((3, 2, 2)), w).shape == (3, 2)
+    assert mixing.mix_meta_gradients(np.ones((3, 2, 2)), w).shape == (3, 2)
 
 
 def test_non_finite_meta_gradient_names_the_step_where_it_diverged():
@@ -258,16 +258,16 @@ def test_non_finite_meta_gradient_names_the_step_where_it_diverged():
 
 def test_make_problem_lists_valid_names_and_settings_and_caches():
     with pytest.raises(ValueError, match="valid names.*bandit"):
-        metagrad.make_problem("pong")
+        problems.make_problem("pong")
     with pytest.raises(ValueError, match="valid settings.*learning_rate"):
-        metagrad.make_problem("bandit", step_size=0.1)
-    assert metagrad.make_problem("bandit", p=[0.2, 0.9]) is metagrad.make_problem(
+        problems.make_problem("bandit", step_size=0.1)
+    assert problems.make_problem("bandit", p=[0.2, 0.9]) is problems.make_problem(
         "bandit", p=(0.2, 0.9)
     )
-    assert metagrad.make_problem("bandit") is not metagrad.make_problem("bandit", entropy_cost=0.5)
+    assert problems.make_problem("bandit") is not problems.make_problem("bandit", entropy_cost=0.5)
     # a default given explicitly is the same setting (the capstone's seed 0 is the default seed)
-    assert metagrad.make_problem("bandit", batch_size=1) is metagrad.make_problem("bandit")
-    problem = metagrad.make_problem("bandit", learning_rate=0.5, entropy_cost=0.2)
+    assert problems.make_problem("bandit", batch_size=1) is problems.make_problem("bandit")
+    problem = problems.make_problem("bandit", learning_rate=0.5, entropy_cost=0.2)
     np.testing.assert_allclose(problem.hyper_parameters(problem.eta0), [0.5, 0.2], rtol=1e-12)
     assert problem.meta_names == ("log_learning_rate", "entropy_cost")
     assert problem.eta0.dtype == jnp.float64
@@ -276,9 +276,9 @@ def test_make_problem_lists_valid_names_and_settings_and_caches():
     assert snake.meta_names == ("discount", "lambda", "entropy_cost")
     np.testing.assert_allclose(snake.hyper_parameters(snake.eta0), [0.95, 0.9, 0.01], rtol=1e-12)
     with pytest.raises(ValueError, match="optimizer"):
-        metagrad.make_problem("snake", optimizer="adam")
+        problems.make_problem("snake", optimizer="adam")
     with pytest.raises(ValueError, match="gamma"):
-        metagrad.make_problem("snake", gamma=1.0)
+        problems.make_problem("snake", gamma=1.0)
 
 
 def test_snake_variance_grows_with_k_and_a_geometric_mix_cuts_it():
@@ -288,15 +288,15 @@ def test_snake_variance_grows_with_k_and_a_geometric_mix_cuts_it():
     so 64 seeds and the thresholds 3 and 1/2 leave a wide margin; the bootstrap bound checks it.
     """
     with jax.enable_x64(False):
-        problem = metagrad.make_problem("snake")
+        problem = problems.make_problem("snake")
         samples = metagrad.sample_meta_gradients(problem, problem.eta0, jax.random.key(0), 8, 64)
     samples = np.asarray(samples)
     assert samples.shape == (64, 8, 3)
-    mix_weights = metagrad.geometric_weights(8, 0.5)
+    mix_weights = mixing.geometric_weights(8, 0.5)
 
     def ratios(s):  # s: [n_seeds, *batch, k_max, n_eta]
         variance = stats.meta_gradient_stats(s).variance
-        mixed = stats.meta_gradient_stats(metagrad.mix_meta_gradients(s, mix_weights)).variance
+        mixed = stats.meta_gradient_stats(mixing.mix_meta_gradients(s, mix_weights)).variance
         return np.stack([variance[..., 7] / variance[..., 0], mixed / variance[..., 7]], axis=-1)
 
     growth, cut = ratios(samples)

@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from course_lib import metagrad, mixing, stats
+from course_lib import exact, mixing, problems, stats
 
 # Every test in float64 (the oracles compare to 1e-10): the fixture is in conftest.py.
 pytestmark = pytest.mark.usefixtures("float64")
@@ -41,16 +41,16 @@ def grid_errors(mean, cov, target, grid):
 
 
 def test_bandit_joint_moments_give_every_mix_exactly():
-    problem, k_max = metagrad.make_problem("bandit"), 5
+    problem, k_max = problems.make_problem("bandit"), 5
     mean, joint = map(
-        np.asarray, metagrad.exact_meta_gradient_moments(problem, problem.eta0, k_max, joint=True)
+        np.asarray, exact.exact_meta_gradient_moments(problem, problem.eta0, k_max, joint=True)
     )
-    _, per_k = metagrad.exact_meta_gradient_moments(problem, problem.eta0, k_max)
+    _, per_k = exact.exact_meta_gradient_moments(problem, problem.eta0, k_max)
     assert joint.shape == (k_max, 2, k_max, 2)
     np.testing.assert_allclose(np.einsum("kekf->kef", joint), per_k, rtol=1e-12)
-    prob, paths = map(np.asarray, metagrad.exact_meta_gradient_paths(problem, problem.eta0, k_max))
+    prob, paths = map(np.asarray, exact.exact_meta_gradient_paths(problem, problem.eta0, k_max))
     w = np.array([0.1, 0.0, 0.3, 0.2, 0.4])
-    mixed = metagrad.mix_meta_gradients(paths, w)
+    mixed = mixing.mix_meta_gradients(paths, w)
     mix_mean, mix_cov = mixing.mix_moments(mean, joint, w)
     expected_mean = prob @ mixed
     centred = mixed - expected_mean
@@ -62,9 +62,9 @@ def test_bandit_joint_moments_give_every_mix_exactly():
 
 def test_the_bandit_meta_gradients_all_point_one_way():
     """As its docstring says: cos(E g_k, g*_8) = 1 for every k and the SNR rises with k."""
-    problem, k_max = metagrad.make_problem("bandit"), 8
-    mean, cov = metagrad.exact_meta_gradient_moments(problem, problem.eta0, k_max)
-    target = metagrad.true_meta_gradient(problem, problem.eta0, k_max)
+    problem, k_max = problems.make_problem("bandit"), 8
+    mean, cov = exact.exact_meta_gradient_moments(problem, problem.eta0, k_max)
+    target = exact.true_meta_gradient(problem, problem.eta0, k_max)
     measures = stats.moment_measures(mean, cov, target)
     np.testing.assert_allclose(measures.cosine, 1.0, atol=1e-4)
     assert np.all(np.diff(measures.snr) > 0)
@@ -113,10 +113,10 @@ def test_optimal_weights_from_samples_minimise_the_sampled_scale_free_error():
 
 
 def test_on_the_quadratic_the_optimal_mix_beats_every_single_k():
-    problem = metagrad.make_problem("quadratic")
+    problem = problems.make_problem("quadratic")
     k_max, horizon = problem.settings["k_max"], problem.settings["horizon"]
-    mean, joint = metagrad.exact_meta_gradient_moments(problem, problem.eta0, k_max, joint=True)
-    target = np.asarray(metagrad.true_meta_gradient(problem, problem.eta0, horizon))
+    mean, joint = exact.exact_meta_gradient_moments(problem, problem.eta0, k_max, joint=True)
+    target = np.asarray(exact.true_meta_gradient(problem, problem.eta0, horizon))
     weights = mixing.optimal_mixing_weights(mean, joint, target)
     singles = stats.scale_free_mse(mean, np.einsum("kekf->kef", joint), target)
     best_mix = mix_error(mean, joint, target, weights)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from course_lib import metagrad, stats
+from course_lib import exact, metagrad, problems, stats
 from course_lib.envs import quadratic
 
 # Every test in float64 (the oracles compare to 1e-10): the fixture is in conftest.py.
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("float64")
 
 
 def default_problem():
-    return metagrad.make_problem("quadratic")
+    return problems.make_problem("quadratic")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -109,21 +109,21 @@ def test_true_meta_gradient_matches_finite_differences_of_the_exact_expected_los
             for e in np.eye(2)
         ]
         np.testing.assert_allclose(
-            metagrad.true_meta_gradient(problem, eta, horizon), finite, rtol=1e-6, atol=1e-12
+            exact.true_meta_gradient(problem, eta, horizon), finite, rtol=1e-6, atol=1e-12
         )
 
 
 def test_exact_moments_match_the_isserlis_oracle_at_k_max_16():
     problem, k_max = default_problem(), 16
     eta = np.asarray(problem.eta0) + np.array([0.2, -0.1])
-    mean, cov = metagrad.exact_meta_gradient_moments(problem, eta, k_max, joint=True)
+    mean, cov = exact.exact_meta_gradient_moments(problem, eta, k_max, joint=True)
     expected_mean, expected_cov = np_moments(problem.settings, eta, k_max)
     np.testing.assert_allclose(mean, expected_mean, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(cov, expected_cov, rtol=1e-10, atol=1e-14)
     # Without `joint`: the diagonal blocks; the noise does not depend on η, so E[g_k] = g*_k.
-    _, per_k = metagrad.exact_meta_gradient_moments(problem, eta, k_max)
+    _, per_k = exact.exact_meta_gradient_moments(problem, eta, k_max)
     np.testing.assert_allclose(per_k, np.einsum("kekf->kef", expected_cov), rtol=1e-10, atol=1e-14)
-    true = metagrad.true_meta_gradients(problem, eta, k_max)
+    true = exact.true_meta_gradients(problem, eta, k_max)
     np.testing.assert_allclose(mean, true, rtol=1e-10, atol=1e-14)
 
 
@@ -133,7 +133,7 @@ def test_exact_moments_match_monte_carlo_over_seeds():
     samples = np.asarray(
         metagrad.sample_meta_gradients(problem, problem.eta0, jax.random.key(3), k_max, n)
     )
-    mean, cov = map(np.asarray, metagrad.exact_meta_gradient_moments(problem, problem.eta0, k_max))
+    mean, cov = map(np.asarray, exact.exact_meta_gradient_moments(problem, problem.eta0, k_max))
     variance = np.einsum("kee->ke", cov)
     # Tolerances: 4.5 standard errors, from the exact variance for the mean and from the samples'
     # fourth central moment for the variance (the quadratic forms are skewed and heavy-tailed).
@@ -144,11 +144,11 @@ def test_exact_moments_match_monte_carlo_over_seeds():
     assert np.all(np.abs(samples.var(axis=0, ddof=1) - variance) <= tolerance)
     # One cross-step covariance, g_1 against g_k_max in the first meta-parameter.
     product = centred[:, 0, 0] * centred[:, -1, 0]
-    _, joint = metagrad.exact_meta_gradient_moments(problem, problem.eta0, k_max, joint=True)
+    _, joint = exact.exact_meta_gradient_moments(problem, problem.eta0, k_max, joint=True)
     assert abs(product.mean() - joint[0, 0, -1, 0]) <= 4.5 * product.std() / np.sqrt(n)
     # The sampled right-direction shares the problem's docstring quotes (19% and 66%); a share's
     # standard error is at most 0.5 / sqrt(n) = 0.0055.
-    target = metagrad.true_meta_gradient(problem, problem.eta0, problem.settings["horizon"])
+    target = exact.true_meta_gradient(problem, problem.eta0, problem.settings["horizon"])
     share = stats.meta_gradient_stats(samples, target).right_direction
     np.testing.assert_allclose(share[[0, -1]], [0.19, 0.66], atol=0.025)
 
@@ -177,8 +177,8 @@ def test_default_quadratic_misleads_the_myopic_estimator():
     problem = default_problem()
     k_max, horizon = problem.settings["k_max"], problem.settings["horizon"]
     assert k_max <= 16 and horizon >= 10 * k_max
-    mean, cov = metagrad.exact_meta_gradient_moments(problem, problem.eta0, k_max)
-    target = np.asarray(metagrad.true_meta_gradient(problem, problem.eta0, horizon))
+    mean, cov = exact.exact_meta_gradient_moments(problem, problem.eta0, k_max)
+    target = np.asarray(exact.true_meta_gradient(problem, problem.eta0, horizon))
     measures = stats.moment_measures(mean, cov, target)
     assert np.asarray(mean)[0] @ target < 0 < np.asarray(mean)[-1] @ target
     assert np.all(np.diff(measures.cosine) > 0), measures.cosine
@@ -190,7 +190,7 @@ def test_default_quadratic_misleads_the_myopic_estimator():
 
 def test_make_problem_knows_the_quadratic_and_checks_its_settings():
     problem = default_problem()
-    assert problem is metagrad.make_problem("quadratic")
+    assert problem is problems.make_problem("quadratic")
     assert problem.meta_names == ("log_learning_rate_0", "log_learning_rate_1")
     np.testing.assert_allclose(problem.hyper_parameters(problem.eta0), [0.2, 0.2], rtol=1e-12)
     for settings, match in [
@@ -202,18 +202,18 @@ def test_make_problem_knows_the_quadratic_and_checks_its_settings():
         ({"horizon": 4}, "horizon"),
     ]:
         with pytest.raises(ValueError, match=match):
-            metagrad.make_problem("quadratic", **settings)
+            problems.make_problem("quadratic", **settings)
     with pytest.raises(ValueError, match="no paths"):
-        metagrad.exact_meta_gradient_paths(problem, problem.eta0, 2)
+        exact.exact_meta_gradient_paths(problem, problem.eta0, 2)
 
 
 def test_toy_problems_never_import_jumanji():
     code = (
         "import sys\n"
-        "from course_lib import metagrad\n"
+        "from course_lib import exact, metagrad, problems\n"
         "for name in ('bandit', 'quadratic'):\n"
-        "    p = metagrad.make_problem(name)\n"
-        "    metagrad.exact_meta_gradient_moments(p, p.eta0, 2)\n"
+        "    p = problems.make_problem(name)\n"
+        "    exact.exact_meta_gradient_moments(p, p.eta0, 2)\n"
         "    metagrad.sample_meta_gradients(p, p.eta0, __import__('jax').random.key(0), 2, 2)\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'jumanji')\n"
         "assert not loaded, loaded\n"

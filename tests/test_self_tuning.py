@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from course_lib import metagrad, mixing, self_tuning
+from course_lib import exact, metagrad, mixing, problems, self_tuning
 
 
 def test_the_enumerated_minimum_matches_scipys_nonnegative_least_squares():
@@ -71,11 +71,11 @@ def test_online_weights_approach_the_optimal_fixed_weights_for_the_target_they_s
     longest horizon they see); not to the optimum against g*_100, which they cannot see."""
     k = 8
     with jax.enable_x64(True):
-        problem = metagrad.make_problem("quadratic")
-        mean, joint_cov = metagrad.exact_meta_gradient_moments(problem, problem.eta0, k, joint=True)
+        problem = problems.make_problem("quadratic")
+        mean, joint_cov = exact.exact_meta_gradient_moments(problem, problem.eta0, k, joint=True)
         mean, joint_cov = np.asarray(mean), np.asarray(joint_cov)
         draws = metagrad.sample_meta_gradients(problem, problem.eta0, jax.random.key(0), k, 4096)
-        far_target = np.asarray(metagrad.true_meta_gradient(problem, problem.eta0, 100))
+        far_target = np.asarray(exact.true_meta_gradient(problem, problem.eta0, 100))
     want = mixing.optimal_mixing_weights(mean, joint_cov, mean[-1])
     far = mixing.optimal_mixing_weights(mean, joint_cov, far_target)
     prior = jnp.asarray(mixing.geometric_weights(k, 0.5), jnp.float32)

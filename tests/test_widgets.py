@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from course_lib import experiments, metagrad, mixing, stats, widgets
+from course_lib import exact, experiments, mixing, problems, stats, widgets
 
 K_MAX, N_SEEDS = 4, 64
 MEASURES = ("cosine", "snr", "right_direction", "scale_free_mse", "variance", "bias_squared", "mse")
@@ -23,7 +23,7 @@ MEASURES = ("cosine", "snr", "right_direction", "scale_free_mse", "variance", "b
 @pytest.fixture(scope="module")
 def quadratic():
     with jax.enable_x64(True):
-        problem = metagrad.make_problem("quadratic")
+        problem = problems.make_problem("quadratic")
         explorer = widgets.MetaGradientExplorer(problem, k_max=K_MAX, n_seeds=N_SEEDS)
         yield problem, explorer
 
@@ -142,8 +142,8 @@ def test_the_target_is_exact_g_star_h_and_stays_fixed_while_k_moves(quadratic):
     problem, explorer = quadratic
     horizon = problem.settings["horizon"]
     with jax.enable_x64(True):
-        target = metagrad.true_meta_gradient(problem, problem.eta0, horizon)
-        mean, joint = metagrad.exact_meta_gradient_moments(problem, problem.eta0, K_MAX, joint=True)
+        target = exact.true_meta_gradient(problem, problem.eta0, horizon)
+        mean, joint = exact.exact_meta_gradient_moments(problem, problem.eta0, K_MAX, joint=True)
     np.testing.assert_allclose(explorer.target, target, rtol=1e-12)
     np.testing.assert_allclose(explorer.moments[0], mean, rtol=1e-12)
     np.testing.assert_allclose(explorer.moments[1], joint, rtol=1e-12)
@@ -157,9 +157,9 @@ def test_the_target_is_exact_g_star_h_and_stays_fixed_while_k_moves(quadratic):
 
 def test_bandit_target_is_the_longest_horizon_shown():
     with jax.enable_x64(True):
-        problem = metagrad.make_problem("bandit")
+        problem = problems.make_problem("bandit")
         explorer = widgets.MetaGradientExplorer(problem, k_max=3, n_seeds=16)
-        target = metagrad.true_meta_gradient(problem, problem.eta0, 3)
+        target = exact.true_meta_gradient(problem, problem.eta0, 3)
     np.testing.assert_allclose(explorer.target, target, rtol=1e-12)
     assert explorer.target_name == "g*_3 (exact)" and explorer.moments is not None
 
@@ -432,7 +432,7 @@ def test_a_failing_draw_keeps_the_old_samples_and_says_why():
     ],
 )
 def test_constructor_checks_its_arguments_before_sampling(kwargs, words):
-    problem = metagrad.make_problem("bandit")
+    problem = problems.make_problem("bandit")
     with pytest.raises(ValueError, match=words):
         widgets.MetaGradientExplorer(problem, **kwargs)
 

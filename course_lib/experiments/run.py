@@ -30,7 +30,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from course_lib import metagrad, self_tuning
+from course_lib import metagrad, problems, self_tuning
 from course_lib.experiments.results import (
     Logs,
     Results,
@@ -224,7 +224,7 @@ def _initial_runs(plans: Sequence[Plan], indices: Sequence[int], states: Sequenc
 def _seed_problem_state(plan: Plan, seed: int):
     """θ_0, optimiser state and boards of seed ``seed``: the snake problem built with that seed."""
     settings = {**plan.config.problem, "seed": plan.config.seed * 1_000_003 + seed}
-    return metagrad.make_problem("snake", **settings).init_state
+    return problems.make_problem("snake", **settings).init_state
 
 
 def _steps_per_rollout(plan: Plan) -> int:

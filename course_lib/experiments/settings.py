@@ -126,7 +126,7 @@ class ExperimentConfig:
       meta_learning_rate, meta_clip: Adam step and global-norm clip of the η update
         (docs/notation.md §6).
       seed: the root PRNG seed.
-      problem: settings for ``metagrad.make_problem("snake", **problem)``.
+      problem: settings for ``problems.make_problem("snake", **problem)``.
       starts: named starting points, {name: {hyper-parameter: value}} with hyper-parameters among
         ``START_FIELDS``; an estimator ``<name>@<start>`` starts its η there (the others at the
         problem's defaults). Every run warms up the same way (the problem's ``warmup_updates`` at
@@ -241,14 +241,14 @@ def make_plan(config: ExperimentConfig) -> Plan:
             f"meta_learning_rate and meta_clip must be > 0, got {config.meta_learning_rate!r}, "
             f"{config.meta_clip!r}"
         )
-    # Here, not at the top: the engine imports the environments, which reading results never needs.
-    from course_lib import metagrad
+    # Here, not at the top: the problems import the environments, which reading results never needs.
+    from course_lib import problems
 
     _check_starts(config.starts, estimators)
-    problem = metagrad.make_problem("snake", **config.problem)
+    problem = problems.make_problem("snake", **config.problem)
     # Only η is needed from a start: its problem is built without the warm-up.
     start_eta = {
-        name: metagrad.make_problem(
+        name: problems.make_problem(
             "snake", **{**config.problem, **start, "warmup_updates": 0}
         ).eta0
         for name, start in config.starts.items()

@@ -11,7 +11,7 @@ import functools
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib import metagrad, mixing, stats
+from course_lib import mixing, problems, stats
 from course_lib.envs import bandit
 from course_lib.grading.core import Comparison, graded
 from course_lib.grading.inputs import f32, numbers
@@ -141,7 +141,7 @@ def check_mixed_meta_gradient(rng) -> Comparison:
     meta-gradient is linear in the loss, so the two agree). Random noisy quadratics and bandits.
 
     Args (of the learner's function):
-      problem: a ``metagrad.make_problem(...)`` problem whose state is one array θ [d].
+      problem: a ``problems.make_problem(...)`` problem whose state is one array θ [d].
       batches: τ_0..τ_K, a pytree with leading axis K + 1 (the quadratic's noise ξ [K + 1, d];
         the bandit's ``BanditBatch`` of ``actions`` and ``rewards`` [K + 1, B]).
       eta: ``[n_eta]`` float32.
@@ -169,7 +169,7 @@ def check_mixed_meta_gradient(rng) -> Comparison:
         weights = _random_weights(rng, k)
         return {"problem": problem, "batches": batches, "eta": eta, "weights": weights}
 
-    default = metagrad.make_problem("quadratic")
+    default = problems.make_problem("quadratic")
     noise = f32([[0.5, -1.0], [1.0, 0.5], [-1.5, 1.0], [0.0, 2.0]])
     edge_cases = [
         {

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib import metagrad
+from course_lib import problems
 from course_lib.envs import bandit
 from course_lib.grading.core import Comparison, graded
 from course_lib.grading.inputs import f32, numbers
@@ -92,7 +92,7 @@ def check_meta_gradient_through_batches(rng) -> Comparison:
     holding the batches fixed. K is the length of the batches' leading axis.
 
     Args (of the learner's function):
-      problem: a ``metagrad.make_problem(...)`` problem (the check uses bandits).
+      problem: a ``problems.make_problem(...)`` problem (the check uses bandits).
       batches: the K inner batches, a pytree with leading axis K (for the bandit a
         ``BanditBatch`` of ``actions`` and ``rewards``, each ``[K, B]``; shown in messages as
         [actions, rewards]).
@@ -117,7 +117,7 @@ def check_meta_gradient_through_batches(rng) -> Comparison:
             "eta": f32(eta),
         }
 
-    default = metagrad.make_problem("bandit")
+    default = problems.make_problem("bandit")
     edge_cases = [
         inputs(default, [[1], [1], [0]], [[1.0], [1.0], [0.0]], [-0.5, -1.0]),
         inputs(default, [[0], [1], [1], [0]], [[1.0], [0.0], [1.0], [1.0]], [0.0, -0.5]),
@@ -233,7 +233,7 @@ def check_forward_meta_gradients_through_batches(rng) -> Comparison:
     noisy quadratics and bandits, whose state θ is one array.
 
     Args (of the learner's function):
-      problem: a ``metagrad.make_problem(...)`` problem whose state is one array θ [d].
+      problem: a ``problems.make_problem(...)`` problem whose state is one array θ [d].
       batches: τ_0..τ_K, a pytree with leading axis K + 1 (the quadratic's noise ξ [K + 1, d];
         the bandit's ``BanditBatch`` of ``actions`` and ``rewards`` [K + 1, B], shown in messages
         as [actions, rewards]).
@@ -264,7 +264,7 @@ def check_forward_meta_gradients_through_batches(rng) -> Comparison:
                 "eta": eta,
             }
 
-    default = metagrad.make_problem("quadratic")
+    default = problems.make_problem("quadratic")
     edge_cases = [
         {
             "problem": default,

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib import metagrad
+from course_lib import problems
 from course_lib.envs import bandit
 from course_lib.grading.core import Comparison, format_value, graded
 from course_lib.grading.inputs import f32, numbers
@@ -22,7 +22,7 @@ from course_lib.grading.toy_problems import random_bandit, random_pulls
 
 def _bandit_for(p, batch_size: int):
     """The library's bandit with these arm probabilities and batch size (θ_0 and η unused here)."""
-    return metagrad.make_problem(
+    return problems.make_problem(
         "bandit", p=tuple(float(x) for x in np.asarray(p)), batch_size=int(batch_size)
     )
 
@@ -51,7 +51,7 @@ def _one_step_at_theta0(theta, actions, rewards, eta, p):
 def check_one_step_meta_gradient(rng) -> Comparison:
     """Exercise 3.1: ``one_step_meta_gradient(theta, actions, rewards, eta, p) -> [2]``, by hand.
 
-    The bandit of ``metagrad.make_problem("bandit")``: one inner update on a batch of B pulls,
+    The bandit of ``problems.make_problem("bandit")``: one inner update on a batch of B pulls,
     ``θ_1 = θ + α [ (1/B) Σ_b r_b ∇_θ log π_θ(a_b) + c ∇_θ H(π_θ) ]`` with ``α = exp(η_0)`` and
     ``c = softplus(η_1)``, scored by the exact outer loss
     ``L_out(θ_1) = −J(θ_1) = −Σ_a π_θ1(a) p_a``.

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib import metagrad
+from course_lib import problems
 from course_lib.grading.inputs import numbers
 
 
 def random_bandit(rng: np.random.Generator, n_arms: int, batch_size: int):
     """The library's bandit with random arm probabilities, θ_0 and default hyper-parameters."""
-    return metagrad.make_problem(
+    return problems.make_problem(
         "bandit",
         p=tuple(float(x) for x in rng.integers(1, 10, size=n_arms) / 10),
         batch_size=batch_size,
@@ -35,7 +35,7 @@ def random_pulls(rng: np.random.Generator, n_arms: int, shape: tuple[int, ...]):
 def random_quadratic(rng: np.random.Generator):
     """The library's noisy quadratic with 1–3 coordinates and random settings."""
     dim = int(rng.integers(1, 4))
-    return metagrad.make_problem(
+    return problems.make_problem(
         "quadratic",
         curvatures=tuple(float(x) for x in rng.choice([0.1, 0.5, 1.0, 2.0], size=dim)),
         learning_rate=float(rng.choice([0.05, 0.1, 0.2, 0.4])),

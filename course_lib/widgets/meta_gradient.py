@@ -7,7 +7,7 @@ k = 1..k_max (docs/notation.md §2), is computed once per (problem, η, seed set
     samples[s, k−1] = g_k(ω_s),    samples: [n_seeds, k_max, n_eta]
 
 and, where the problem allows it, the exact joint moments of g_1..g_k_max once
-(``metagrad.exact_meta_gradient_moments(..., joint=True)``). A slider move only chooses weights
+(``exact.references``). A slider move only chooses weights
 and recombines both with NumPy (``recombination``), then redraws only the artists that changed
 (blitting onto a cached background), so nothing is traced or compiled after the first draw and
 a move costs a few milliseconds.
@@ -34,7 +34,7 @@ import ipywidgets as widgets
 import jax
 import numpy as np
 
-from course_lib import metagrad, mixing
+from course_lib import exact, metagrad, mixing
 from course_lib.checks import check_choice, check_int, check_number
 from course_lib.widgets.base import SliderExplorer, format_value, html_table
 from course_lib.widgets.meta_gradient_figure import MetaGradientFigure
@@ -69,7 +69,7 @@ class MetaGradientExplorer(MetaGradientFigure, SliderExplorer):
 
     ``MetaGradientExplorer(problem, k_max, n_seeds)`` draws the sample cache with
     ``metagrad.sample_meta_gradients``. With ``target="auto"`` the target is exact where the
-    problem allows it: g*_H = ``metagrad.true_meta_gradient(problem, eta, H)`` for the horizon H
+    problem allows it: g*_H = ``exact.true_meta_gradient(problem, eta, H)`` for the horizon H
     in ``problem.settings["horizon"]`` (the quadratic: H = 100), else H = k_max (the bandit). The
     target does not move with K, so a curve against K shows how each horizon's estimate serves
     the same long-horizon goal. With ``moments="auto"`` the curves come from the exact joint
@@ -88,7 +88,7 @@ class MetaGradientExplorer(MetaGradientFigure, SliderExplorer):
     rejected (all free weights at zero), or "".
 
     Args:
-      problem: a ``metagrad.make_problem(...)`` problem.
+      problem: a ``problems.make_problem(...)`` problem.
       k_max: the longest horizon K, >= 1.
       n_seeds: independent seeds per sample set, >= 2.
       eta: [n_eta] meta-parameters the meta-gradients are taken at; default ``problem.eta0``.
@@ -123,10 +123,10 @@ class MetaGradientExplorer(MetaGradientFigure, SliderExplorer):
                 metagrad.sample_meta_gradients(problem, eta, seed_key, k_max, n_seeds)
             )
 
-        if isinstance(target, str) and target == "auto":
-            target, target_name = _exact_target(problem, eta, k_max)
-        if isinstance(moments, str) and moments == "auto":
-            moments = None if target is None else _exact_moments(problem, eta, k_max)
+        if _is_auto(target) or _is_auto(moments):
+            target, target_name, moments = _exact_references(
+                problem, eta, k_max, target, target_name, moments
+            )
         self._setup(
             draw(0),
             target,
@@ -467,21 +467,20 @@ class MetaGradientExplorer(MetaGradientFigure, SliderExplorer):
         )
 
 
-def _exact_target(problem, eta, k_max: int):
-    """(g*_H [n_eta], its name) where the problem allows it, else (None, None): H is
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value == "auto"
+
+
+def _exact_references(problem, eta, k_max: int, target, target_name, moments):
+    """(target, target_name, moments) with each "auto" replaced by its exact reference where the
+    problem has one (``exact.references``), else None. The target's horizon H is
     ``problem.settings["horizon"]`` if the problem names one, else k_max."""
     horizon = int(problem.settings.get("horizon", k_max))
-    try:
-        target = np.asarray(metagrad.true_meta_gradient(problem, eta, horizon))
-    except ValueError:  # no exact reference for this problem, or too many paths at this horizon
-        return None, None
-    return target, f"g*_{horizon} (exact)"
-
-
-def _exact_moments(problem, eta, k_max: int):
-    """Exact (mean, joint_cov) of g_1..g_k_max where the problem allows it, else None."""
-    try:
-        mean, joint_cov = metagrad.exact_meta_gradient_moments(problem, eta, k_max, joint=True)
-    except ValueError:
-        return None
-    return np.asarray(mean), np.asarray(joint_cov)
+    known = exact.references(problem, eta, k_max, horizon)
+    if _is_auto(target):
+        target = None if known is None else np.asarray(known.target)
+        target_name = None if known is None else f"g*_{horizon} (exact)"
+    if _is_auto(moments):
+        exact_moments = None if known is None or target is None else known.moments
+        moments = None if exact_moments is None else tuple(np.asarray(m) for m in exact_moments)
+    return target, target_name, moments

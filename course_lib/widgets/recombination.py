@@ -9,7 +9,7 @@ for every horizon K at once, then measures each against ONE fixed target g* (doc
 §4), the same for every K: cosine of the mean to g*, SNR, right_direction = P(g·g* > 0) and
 scale_free_mse, with the raw variance and bias² beside them (scale-dependent: they change with
 the size of g, not only with its quality). Where the joint moments of g_1..g_k_max are exact
-(``metagrad.exact_meta_gradient_moments(..., joint=True)``), every mix's mean and covariance are
+(``exact.exact_meta_gradient_moments(..., joint=True)``), every mix's mean and covariance are
 exact too,
 
     E g_mix = Σ_k w_k E g_k,     Cov g_mix = Σ_k Σ_j w_k w_j Cov[g_k, g_j],

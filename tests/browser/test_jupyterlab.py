@@ -76,7 +76,7 @@ widgets.VBox([k, rho, readout, fig.canvas])""",
 # The library's explorer on the bandit, for as long as lesson 05 (which shows it) is not written.
 LIBRARY_EXPLORER = [
     "%matplotlib widget\n"
-    "from course_lib.metagrad import make_problem\n"
+    "from course_lib.problems import make_problem\n"
     "from course_lib.widgets import MetaGradientExplorer",
     'MetaGradientExplorer(make_problem("bandit"), k_max=3, n_seeds=64)',
 ]
