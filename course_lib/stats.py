@@ -233,7 +233,10 @@ def bootstrap_ci(
     the replicates' bias; a = Σ_i U_i³ / (6 (Σ_i U_i²)^{3/2}), U_i = θ̂_(·) − θ̂_(i) over the
     leave-one-seed-out values θ̂_(i), their skew; z₀ = a = 0 is the percentile interval.
     Where z₀ or a is undefined (every replicate equal, a leave-one-out value not finite), that
-    percentile interval of the same replicates is returned.
+    percentile interval of the same replicates is returned. So is it with more seeds than
+    replicates (n_seeds > ``n_boot``): there z₀ and a, of order 1/√n_seeds, fall below the
+    replicates' own Monte Carlo error (of order 1/√n_boot), and the n_seeds leave-one-out sets
+    would cost more than the resampling.
 
     ``stat_fn`` is called on arrays [m, R, *batch, n_eta] (R resamples or leave-one-out sets
     ride along as an extra batch axis; m = n_seeds, or n_seeds − 1 left in) and must return
@@ -273,7 +276,7 @@ def bootstrap_ci(
             n_resamples=n_boot,
             vectorized=True,
             confidence_level=level,
-            method="BCa",
+            method="BCa" if samples.shape[0] <= n_boot else "percentile",
             rng=rng,
         )
     tail = (1.0 - level) / 2.0

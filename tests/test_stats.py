@@ -199,6 +199,19 @@ def test_bootstrap_intervals_are_reproducible_from_their_key():
     assert bootstrap_ci(values, mean_over_seeds, jax.random.key(5)) != first
 
 
+def test_more_seeds_than_replicates_get_scipys_percentile_interval():
+    """n_seeds > n_boot: BCa's corrections are below the replicates' Monte Carlo error and its
+    leave-one-out sets would cost more than the resampling (the docstring's rule)."""
+    values = np.random.default_rng(6).exponential(size=300)
+    key = jax.random.key(7)
+    got = bootstrap_ci(values[:, None], mean_over_seeds, key, n_boot=100)
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+    want = scipy.stats.bootstrap(
+        (values,), np.mean, n_resamples=100, method="percentile", confidence_level=0.9, rng=rng
+    ).confidence_interval
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 def test_a_statistic_without_spread_gets_the_percentile_interval_without_warnings():
     """Equal values: BCa's z₀ and a are 0/0; the percentile interval of the replicates is
     the one value."""
