@@ -49,16 +49,16 @@ screenshot: $(STAMP)
 	SAVE_SCREENSHOT=docs/explorer.png COURSE_QUICK=1 $(PY) -m pytest tests/browser -k explorer
 
 notebooks: $(STAMP)
-	$(PY) -m course_lib.make_notebooks
+	$(PY) -m tools.make_notebooks
 
 # The static site in site/ (committed, so the lessons can be read before installing): every lesson
 # of solutions/ executed at full size, about 10 min on 2 CPU cores; executions are cached in
 # .cache/site, so a rebuild executes only the lessons whose notebook or library changed.
 site: $(STAMP)
-	$(PY) -m course_lib.make_site
+	$(PY) -m tools.make_site
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check course_lib tests benchmarks
+	$(VENV)/bin/ruff check course_lib tools tests benchmarks
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/envs.py

@@ -1,6 +1,7 @@
 """Does a lesson ever stall when executed without a browser? Runs it headless many times and says.
 
-Executed by nbclient (as `benchmarks/lessons.py`, the learner-notebook test and the site build do),
+Executed by nbclient (as `tools.executor` does for `benchmarks/lessons.py` and the site build, and
+the learner-notebook test),
 a display built on an ipywidgets Output widget (`interactive_output`) used to stall a cell for the
 whole timeout in about 1 run in 4 (nbclient issue #312 describes the same). The explorers draw on
 their own figure instead. This script executes the first cells of a lesson, through its explorers,
@@ -11,9 +12,9 @@ Measured on a 2-core CPU shared with other work (20 runs each, 60 s a cell): les
 cells 0-17, 0 stalls (slowest cell 7.1 s); the lesson before its run chooser moved off the
 Output widget (commit e8bcd78^), cells 0-10, 1 stall (its chooser cell took the full 60 s).
 
-    python benchmarks/headless_stalls.py                     # lesson 06, 20 runs, up to cell 17
-    python benchmarks/headless_stalls.py --runs 5 --lesson 07_in_practice --upto 15
-    python benchmarks/headless_stalls.py --notebook old_06.ipynb   # any notebook file, e.g. the
+    python -m benchmarks.headless_stalls                     # lesson 06, 20 runs, up to cell 17
+    python -m benchmarks.headless_stalls --runs 5 --lesson 07_in_practice --upto 15
+    python -m benchmarks.headless_stalls --notebook old_06.ipynb   # any notebook file, e.g. the
         # lesson before its run chooser changed: git show e8bcd78^:solutions/06_capstone_snake.ipynb
 """
 
@@ -24,7 +25,8 @@ import os
 import pathlib
 import statistics
 
-from lessons import ROOT, run_lesson
+from benchmarks.lessons import ROOT, run_lesson
+from course_lib import quick_mode
 
 STALL_FRACTION = 0.9
 
@@ -35,7 +37,7 @@ def run_once(nb_path: pathlib.Path, upto: int, timeout: float) -> tuple[float, i
     nbclient may stop waiting for a stalled cell's output at the timeout without raising: the cell
     then "takes" the whole timeout, which counts as a stall like a raised timeout does.
     """
-    run = run_lesson(nb_path, cell_timeout=timeout, upto=upto)
+    run = run_lesson(nb_path, quick_mode(), cell_timeout=timeout, upto=upto)
     if "failed_cell" in run:
         if not run["timed_out"]:
             raise RuntimeError(f"cell {run['failed_cell']} failed: {run['error']}")

@@ -1,12 +1,13 @@
 """How long each lesson's cells take at full size, on a first and a second run, and their stderr.
 
-    .venv/bin/python benchmarks/lessons.py [--quick] [--once] [--min-seconds 5] [--json out.json]
+    .venv/bin/python -m benchmarks.lessons [--quick] [--once] [--min-seconds 5] [--json out.json]
                                            [NN ...]
 
-Executes the solution notebooks (all, or the lesson numbers given) top to bottom in a fresh kernel,
-in full mode unless ``--quick`` (``COURSE_QUICK=1``, the tests' sizes), and prints, per lesson, the
-total time and every cell that took at least ``--min-seconds`` with its first line, so the lessons'
-"takes about ..." notes can quote measured figures for the device this runs on (printed first).
+Executes the solution notebooks (all, or the lesson numbers given) top to bottom in a fresh kernel
+(``tools.executor``, as the site build does), in full mode unless ``--quick`` (``COURSE_QUICK=1``,
+the tests' sizes), and prints, per lesson, the total time and every cell that took at least
+``--min-seconds`` with its first line, so the lessons' "takes about ..." notes can quote measured
+figures for the device this runs on (printed first).
 
 Each lesson runs twice in fresh kernels sharing a compilation cache that starts empty: the first
 run is a learner's first (every program compiled), the second a learner's next (JAX's persistent
@@ -19,105 +20,67 @@ that the lesson does not explain. ``--json`` stores the figures for comparing ma
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import pathlib
 import platform
 import tempfile
-import time
 
-import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from nbclient.exceptions import CellTimeoutError
 
 from course_lib.device import describe
+from tools.executor import execute
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-KERNEL = "python3"
+# A bounded wait per cell: a cell that stalls (a lost kernel message, say) fails loudly within
+# minutes instead of holding the run for an hour. The slowest full-size cell takes about a minute
+# on 2 cores.
 CELL_TIMEOUT_S = 600
 
 
-def _set_environment(values: dict[str, str | None]) -> None:
-    for name, value in values.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-
-
-@contextlib.contextmanager
-def _environment(**values: str | None):
-    """Environment variables (None: unset) for the kernels started inside; restored after."""
-    saved = {name: os.environ.get(name) for name in values}
-    _set_environment(values)
-    try:
-        yield
-    finally:
-        _set_environment(saved)
-
-
 def run_lesson(
-    path: pathlib.Path, cell_timeout: float = CELL_TIMEOUT_S, upto: int | None = None
+    path: pathlib.Path,
+    quick: bool,
+    cell_timeout: float = CELL_TIMEOUT_S,
+    upto: int | None = None,
+    env: dict[str, str | None] | None = None,
 ) -> dict:
-    """Executes one notebook (its cells 0..``upto``, all by default) in a fresh kernel; returns
-    its total seconds, per-cell seconds and stderr texts, and on an error the failing cell's index,
-    the error and whether it was a timeout."""
-    nb = nbformat.read(path, as_version=4)
-    if upto is not None:
-        nb.cells = nb.cells[: upto + 1]
-    client = NotebookClient(
-        nb,
-        # A bounded wait per cell: a cell that stalls (a lost kernel message, say) fails loudly
-        # within minutes instead of holding the run for an hour. The slowest full-size cell takes
-        # about a minute on 2 cores.
-        timeout=cell_timeout,
-        kernel_name=KERNEL,
-        resources={"metadata": {"path": str(ROOT / "solutions")}},
-    )
+    """Executes one notebook (its cells 0..``upto``, all by default) in a fresh kernel with the
+    environment variables ``env`` (None: unset); returns its total seconds, per-cell seconds and
+    stderr texts, and on an error the failing cell's index, the error and whether it was a
+    timeout."""
+    run = execute(path, quick, cell_timeout, env=env, upto=upto)
     cells = []
-    start = time.perf_counter()
-    with client.setup_kernel():
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            t0 = time.perf_counter()
-            try:
-                client.execute_cell(cell, index)
-            except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
-                # report it, and go on with the next lesson
-                return {
-                    "seconds": time.perf_counter() - start,
-                    "cells": cells,
-                    "failed_cell": index,
-                    "error": str(error),
-                    "timed_out": isinstance(error, CellTimeoutError),
-                }
-            stderr = [o.get("text", "") for o in cell.outputs if o.get("name") == "stderr"]
-            cells.append(
-                {
-                    "index": index,
-                    "first_line": cell.source.splitlines()[0] if cell.source else "",
-                    "seconds": time.perf_counter() - t0,
-                    "stderr": "".join(stderr),
-                }
-            )
-    return {"seconds": time.perf_counter() - start, "cells": cells}
+    for index, seconds in run.cell_seconds.items():
+        if index == run.failed_cell:
+            continue
+        cell = run.notebook.cells[index]
+        stderr = [o.get("text", "") for o in cell.outputs if o.get("name") == "stderr"]
+        cells.append(
+            {
+                "index": index,
+                "first_line": cell.source.splitlines()[0] if cell.source else "",
+                "seconds": seconds,
+                "stderr": "".join(stderr),
+            }
+        )
+    result = {"seconds": run.seconds, "cells": cells}
+    if run.error is not None:
+        result.update(
+            failed_cell=run.failed_cell,
+            error=str(run.error),
+            timed_out=isinstance(run.error, CellTimeoutError),
+        )
+    return result
 
 
 def run_twice(path: pathlib.Path, quick: bool, once: bool) -> list[dict]:
     """The lesson's first run on an empty compilation cache and (unless ``once``) its second."""
-    with (
-        tempfile.TemporaryDirectory(prefix="lesson-jax-cache-") as cache,
-        _environment(
-            COURSE_QUICK="1" if quick else None,
-            COURSE_JAX_CACHE=cache,
-            JAX_COMPILATION_CACHE_DIR=None,
-        ),
-    ):
-        runs = [run_lesson(path)]
+    with tempfile.TemporaryDirectory(prefix="lesson-jax-cache-") as cache:
+        env = {"COURSE_JAX_CACHE": cache, "JAX_COMPILATION_CACHE_DIR": None}
+        runs = [run_lesson(path, quick, env=env)]
         if not once and "error" not in runs[0]:
-            runs.append(run_lesson(path))
+            runs.append(run_lesson(path, quick, env=env))
     return runs
 
 

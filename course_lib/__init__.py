@@ -6,7 +6,7 @@ Floors (imports point down; README "Layout" and docs/notation.md say what each h
     floor 2   problems  metagrad  estimators  exact  plots   the engine, other estimators, exact
               references, figures
     floor 1   envs/  agents  reinforce  stats  mixing  checks  progress   building blocks
-    apart     compilation_cache, device, lazy, make_notebooks, make_site
+    apart     compilation_cache, device, lazy
 
 Importing course_lib turns on JAX's persistent compilation cache in the course's own folder
 (``<repository>/.cache/jax``, or ``$COURSE_JAX_CACHE``; see ``compilation_cache``), so that a

@@ -25,7 +25,7 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 from course_lib import grading
-from course_lib.make_notebooks import BEGIN, END, STUB, has_solution, learner_notebook
+from tools.make_notebooks import BEGIN, END, STUB, has_solution, learner_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted(

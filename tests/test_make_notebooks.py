@@ -7,8 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib import make_notebooks
-from course_lib.make_notebooks import clear_solutions, main
+from tools import make_notebooks
+from tools.make_notebooks import clear_solutions, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -207,7 +207,7 @@ def test_markers_outside_code_cells_are_rejected(course):
 def test_repository_learner_notebooks_are_in_sync_with_solutions():
     """The drift test: edit solutions/, then run `make notebooks` and commit both."""
     result = subprocess.run(
-        [sys.executable, "-m", "course_lib.make_notebooks", "--check"],
+        [sys.executable, "-m", "tools.make_notebooks", "--check"],
         cwd=ROOT,
         capture_output=True,
         text=True,

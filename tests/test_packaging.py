@@ -1,7 +1,9 @@
-"""pyproject.toml and environment.yml must declare the same packages with the same lower bounds."""
+"""pyproject.toml and environment.yml must declare the same packages with the same lower bounds;
+the package installed is the library alone."""
 
 import re
 import tomllib
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import yaml
@@ -50,3 +52,11 @@ def test_every_dependency_has_a_tested_lower_bound():
 def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_the_installed_package_is_the_library_without_the_maintainers_tools():
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    include = find["find"]["include"]
+    assert any(fnmatchcase("course_lib.widgets", pattern) for pattern in include)
+    for folder in ("tools", "benchmarks", "tests"):
+        assert not any(fnmatchcase(folder, pattern) for pattern in include), folder

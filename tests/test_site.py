@@ -15,8 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_lib import make_site
-from course_lib.make_site import BuildError
+from tools import make_site
+from tools.make_site import BuildError
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
@@ -33,13 +33,14 @@ def _notebook(*sources: str, tags: dict[int, list[str]] | None = None):
 
 
 def _course(tmp_path: Path, lessons=("00_first", "01_second")) -> Path:
-    """A repository-shaped folder: lessons, a library and stored results."""
+    """A repository-shaped folder: lessons, a library, a builder and stored results."""
     (tmp_path / "solutions").mkdir()
     for number, stem in enumerate(lessons):
         nbformat.write(_notebook(f"print({number})"), tmp_path / "solutions" / f"{stem}.ipynb")
     (tmp_path / "course_lib" / "widgets").mkdir(parents=True)
     (tmp_path / "course_lib" / "widgets" / "base.py").write_text("A = 1\n")
-    (tmp_path / "course_lib" / "make_site.py").write_text("B = 1\n")
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "make_site.py").write_text("B = 1\n")
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "run.json").write_text("{}")
     return tmp_path
@@ -53,7 +54,7 @@ def test_cache_key_follows_the_notebook_the_library_the_results_and_the_mode(tmp
     lesson = root / "solutions" / "00_first.ipynb"
     key = make_site.cache_key(lesson, quick=False, root=root)
     assert make_site.cache_key(lesson, quick=True, root=root) != key
-    (root / "course_lib" / "make_site.py").write_text("B = 2\n")  # renders; runs in no kernel
+    (root / "tools" / "make_site.py").write_text("B = 2\n")  # renders; runs in no kernel
     (root / "README.md").write_text("changed")
     assert make_site.cache_key(lesson, quick=False, root=root) == key
     for path, text in [
@@ -262,14 +263,15 @@ def test_the_committed_site_shows_every_lesson_at_full_size():
 
 def test_every_committed_page_shows_its_lesson_as_it_is_now():
     """A lesson changed since its page was built fails here: rebuild it with
-    ``python -m course_lib.make_site NN`` (only that lesson executes) and commit site/."""
+    ``python -m tools.make_site NN`` (only that lesson executes) and commit site/."""
     stale = []
     for stem in LESSONS:
         found = make_site.LESSON_DIGEST.search((SITE / f"{stem}.html").read_text())
         solution = nbformat.read(ROOT / "solutions" / f"{stem}.ipynb", as_version=4)
         if found is None or found.group(1) != make_site.lesson_digest(solution):
             stale.append(stem)
-    assert stale == [], f"site/ shows an older version of {stale}: run make_site {stale}"
+    numbers = " ".join(stem[:2] for stem in stale)
+    assert stale == [], f"stale pages of {stale}: run python -m tools.make_site {numbers}"
 
 
 def test_a_page_renders_the_same_every_time():

@@ -1,18 +1,19 @@
 """Build the course's static site (``site/``): every lesson executed, with its figures and tables.
 
-    python -m course_lib.make_site                  # full size, into site/ (what is committed)
-    python -m course_lib.make_site --quick          # COURSE_QUICK=1 sizes, for trying a change
-    python -m course_lib.make_site 06 08            # only these lessons' pages, and the index
+    python -m tools.make_site                  # full size, into site/ (what is committed)
+    python -m tools.make_site --quick          # COURSE_QUICK=1 sizes, for trying a change
+    python -m tools.make_site 06 08            # only these lessons' pages, and the index
 
 The pages are plain HTML files that any web server (or a browser opening the file) shows:
 ``index.html`` (the README's opening and its lesson table), one page per notebook of
 ``solutions/`` executed top to bottom in a fresh kernel, and ``notation.html`` and
 ``reading.html`` (``docs/``). nbconvert renders them all, the Markdown pages as one-cell
-notebooks, so every page looks the same and shows its mathematics alike.
+notebooks, so every page looks the same and shows its mathematics alike. ``tools.executor``
+executes the lessons.
 
 Executions are cached in ``.cache/site/``: an executed notebook is reused as long as its solution
-notebook, the library it imports (``course_lib/**/*.py``, this builder aside: it renders, nothing
-of it runs in the kernel), the stored results the lessons read (``results/``) and the mode (quick
+notebook, the library it imports (``course_lib/**/*.py``; ``tools/`` runs in no kernel), the stored
+results the lessons read (``results/``) and the mode (quick
 or full) are unchanged, so a rebuild after one lesson changed executes only that lesson.
 
 Built with lesson numbers, the builder executes and writes only those lessons' pages (and the
@@ -32,7 +33,6 @@ import argparse
 import base64
 import hashlib
 import html
-import os
 import posixpath
 import re
 import sys
@@ -41,17 +41,15 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 from nbconvert import HTMLExporter
 
+from tools.executor import WIDGET_STATES, WIDGET_VIEW, execute, referenced_id
+
 ROOT = Path(__file__).resolve().parent.parent
-KERNEL = "python3"
 # The slowest full-size cell takes about a minute on 2 CPU cores; a cell still running after five
 # is stalled, and the build says so instead of waiting.
 CELL_TIMEOUT_S = 300
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-WIDGET_STATES = "course_lib_widget_states"
 STILL_NOTE = (
     "A still of the explorer as its cell leaves it: run the lesson in JupyterLab "
     "(<code>make lab</code>) and its controls move."
@@ -78,11 +76,11 @@ class BuildError(RuntimeError):
 
 
 def cache_key(notebook: Path, quick: bool, root: Path = ROOT) -> str:
-    """sha256 of what an execution of ``notebook`` depends on: its text, the library's sources
-    (this builder's aside), the stored results and the mode."""
+    """sha256 of what an execution of ``notebook`` depends on: its text, the library's sources,
+    the stored results and the mode."""
     digest = hashlib.sha256(b"quick" if quick else b"full")
     inputs = [notebook]
-    inputs += sorted(p for p in (root / "course_lib").rglob("*.py") if p.name != "make_site.py")
+    inputs += sorted((root / "course_lib").rglob("*.py"))
     inputs += sorted(p for p in (root / "results").glob("*") if p.suffix in (".json", ".npz"))
     for path in inputs:
         name = path.name if path == notebook else path.relative_to(root).as_posix()
@@ -103,30 +101,6 @@ def lesson_digest(notebook: nbformat.NotebookNode) -> str:
 LESSON_DIGEST = re.compile(r'<meta name="course-lesson-digest" content="([0-9a-f]+)">')
 
 
-def _model_id(reference: str | None) -> str:
-    """The model id in a widget state's reference to another widget ("IPY_MODEL_<id>")."""
-    return (reference or "").removeprefix("IPY_MODEL_")
-
-
-def _snapshot_widgets(client: NotebookClient, cell) -> None:
-    """Record, in each widget output's metadata, the state of its widget tree right now (the
-    state a still shows: later cells may still move the widget)."""
-    for output in cell.get("outputs", []):
-        view = output.get("data", {}).get(WIDGET_VIEW)
-        if view is None:
-            continue
-        states, pending = {}, [view["model_id"]]
-        while pending:
-            model_id = pending.pop()
-            if model_id in states or model_id not in client.widget_state:
-                continue
-            state = client.widget_state[model_id]
-            buffers = client.widget_buffers.get(model_id, {})
-            states[model_id] = {"state": dict(state), "buffers": list(buffers.values())}
-            pending += [_model_id(ref) for ref in [*state.get("children", []), state.get("layout")]]
-        output.setdefault("metadata", {})[WIDGET_STATES] = states
-
-
 def execute_notebook(
     path: Path, quick: bool, timeout: int = CELL_TIMEOUT_S
 ) -> nbformat.NotebookNode:
@@ -136,28 +110,15 @@ def execute_notebook(
     Raises:
       BuildError: a cell raised, or ran longer than ``timeout`` seconds.
     """
-    notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        notebook,
-        timeout=timeout,
-        kernel_name=KERNEL,
-        store_widget_state=True,
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    client.on_cell_executed = lambda cell, **_: _snapshot_widgets(client, cell)
-    running = {"cell": None}
-    client.on_cell_execute = lambda cell_index, **_: running.update(cell=cell_index)
-    env = {name: value for name, value in os.environ.items() if name != "COURSE_QUICK"}
-    if quick:
-        env["COURSE_QUICK"] = "1"
-    try:
-        client.execute(env=env)
-    except CellTimeoutError:
-        where = f"{path.name}, cell {running['cell']}"
-        raise BuildError(f"{where} ran longer than {timeout} s and was stopped") from None
-    except CellExecutionError as error:
-        where = f"{path.name}, cell {running['cell']}"
-        raise BuildError(f"{where} raised {error.ename}: {error.evalue}\n{error}") from None
+    run = execute(path, quick, timeout, widget_states=True)
+    where, error = f"{path.name}, cell {run.failed_cell}", run.error
+    if isinstance(error, CellTimeoutError):
+        raise BuildError(f"{where} ran longer than {timeout} s and was stopped")
+    if isinstance(error, CellExecutionError):
+        raise BuildError(f"{where} raised {error.ename}: {error.evalue}\n{error}")
+    if error is not None:  # the kernel died
+        raise BuildError(f"{where}: {error}")
+    notebook = run.notebook
     # The whole state at the end (every frame an explorer drew last) is what a live page would
     # need; the stills need only each output's own snapshot.
     notebook.metadata.pop("widgets", None)
@@ -233,11 +194,11 @@ def widget_still(states: dict, model_id: str) -> tuple[str, bool]:
         return "", False
     state = model["state"]
     name = state.get("_model_name", "")
-    layout = states.get(_model_id(state.get("layout")), {}).get("state", {})
+    layout = states.get(referenced_id(state.get("layout")), {}).get("state", {})
     if layout.get("display") == "none" or layout.get("visibility") == "hidden":
         return "", False
     if name in BOXES:
-        parts = [widget_still(states, _model_id(ref)) for ref in state["children"]]
+        parts = [widget_still(states, referenced_id(ref)) for ref in state["children"]]
         inner = "".join(part for part, _ in parts)
         direction, align = BOXES[name]
         style = f"display:flex;flex-flow:{direction} wrap;align-items:{align};gap:4px 12px"
@@ -486,7 +447,7 @@ def build(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m course_lib.make_site", description=__doc__.split("\n")[0]
+        prog="python -m tools.make_site", description=__doc__.split("\n")[0]
     )
     parser.add_argument("lessons", nargs="*", help="lesson numbers, e.g. 00 07 (default: all)")
     parser.add_argument("--quick", action="store_true", help="COURSE_QUICK=1 sizes")

@@ -1,8 +1,8 @@
 """Generate the learner notebooks (``notebooks/``) from the solution notebooks (``solutions/``).
 
-    python -m course_lib.make_notebooks            # create or update the learner copies
-    python -m course_lib.make_notebooks --check    # exit 1 if notebooks/ is out of sync
-    python -m course_lib.make_notebooks --force    # also replace copies a learner has changed
+    python -m tools.make_notebooks            # create or update the learner copies
+    python -m tools.make_notebooks --check    # exit 1 if notebooks/ is out of sync
+    python -m tools.make_notebooks --force    # also replace copies a learner has changed
 
 In every code cell, each block from ``### BEGIN SOLUTION`` to ``### END SOLUTION`` becomes
 ``# YOUR CODE HERE`` + ``raise NotImplementedError()`` at the marker's indentation (nbgrader's
@@ -147,7 +147,7 @@ def sync(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m course_lib.make_notebooks", description=__doc__.split("\n")[0]
+        prog="python -m tools.make_notebooks", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--solutions", type=Path, default=Path("solutions"))
     parser.add_argument("--notebooks", type=Path, default=Path("notebooks"))
