@@ -71,7 +71,7 @@ def recombination_seconds(samples: np.ndarray, reference: np.ndarray, moves: int
         k, rho = 1 + i % k_max, (i % 11) / 10
         start = time.perf_counter()
         weights = mixing.lambda_return_weights(k, rho)
-        mixed = mixing.mix_meta_gradients(samples, weights)
+        mixed = mixing.mix(samples, weights)
         meta_gradient_stats(mixed, reference[k - 1])
         meta_gradient_stats(samples, reference)
         times.append(time.perf_counter() - start)

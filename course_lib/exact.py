@@ -161,7 +161,7 @@ def exact_meta_gradient_paths(
 
     P(ω; η) = Π_k P(τ_k | θ_k(η; ω)); g_k(ω) holds ω fixed, as the sampled estimator does. Any
     mix or statistic is then exact, e.g.
-    ``stats.meta_gradient_stats(mix_meta_gradients(g, w), probabilities=P)``. Enumerable problems
+    ``stats.meta_gradient_stats(mixing.mix(g, w), probabilities=P)``. Enumerable problems
     only (the bandit). ``sampling_correction``: the corrected g̃_k(ω) of
     ``k_step_meta_gradients``, whose mean over ω is ``true_meta_gradients``.
 

@@ -11,8 +11,9 @@ Every estimator of the course is such a weight vector over the prefix meta-gradi
     "free"           your own non-negative numbers, normalised        free_weights
     "fixed"          0 (the control: η is never updated)              —
 
-``estimator_weights`` gives any of them; the engine (``metagrad``), the explorers (``widgets``) and
-the experiments all call it. NumPy throughout: cheap enough to call on every slider move.
+``estimator_weights`` gives any of them, ``mix`` applies them to samples and ``mix_moments`` to
+exact moments; the engine (``metagrad``), the explorers (``widgets``) and the experiments all call
+them. NumPy throughout: cheap enough to call on every slider move.
 """
 
 from __future__ import annotations
@@ -148,31 +149,33 @@ def check_weights(weights, k_max: int | None = None) -> np.ndarray:
     return w
 
 
-def mix_meta_gradients(per_step, weights):
-    """g_mix = Σ_{j=1}^{len(w)} w_j g_j, mixing the first len(weights) prefix meta-gradients.
+def mix(per_step, weights):
+    """g_mix = Σ_{j=1}^{K} w_j g_j, mixing the first K prefix meta-gradients: for one weight
+    vector, or for the rows of a weight matrix at once.
 
     Args:
       per_step: [..., k_max, n_eta] (e.g. [k_max, n_eta] or a seed cache [n_seeds, k_max, n_eta]).
-      weights: [k] with k <= k_max, >= 0, summing to 1 (pad with zeros to k_max to keep one shape).
-    Returns: [..., n_eta]. Numpy in, numpy out (fast: no dispatch); jax arrays or tracers go through
-    ``jnp`` so the function can sit inside ``jit`` with traced weights (checked only when concrete).
+      weights: [K] with K <= k_max, >= 0, summing to 1 (checked when concrete; pad with zeros to
+        k_max to keep one shape); or [..., M, K], M weight vectors as rows (e.g. ``weight_matrix``,
+        one per horizon), their leading axes broadcasting against per_step's (weights per seed).
+        Rows are not checked: ``weight_matrix`` marks a mix that does not exist by a NaN row.
+    Returns: [..., n_eta] for a vector, [..., M, n_eta] for rows. Numpy in, numpy out (fast: no
+    dispatch); jax arrays or tracers go through ``jnp`` so the function can sit inside ``jit``
+    with traced weights.
     """
-    k_max = np.shape(per_step)[-2] if np.ndim(per_step) >= 2 else None
-    if k_max is None:
+    if np.ndim(per_step) < 2:
         raise ValueError(f"per_step must have shape [..., k_max, n_eta], got {np.shape(per_step)}")
-    if isinstance(weights, jax.core.Tracer) or isinstance(per_step, jax.core.Tracer):
-        xp = jnp
-        if not isinstance(weights, jax.core.Tracer):
-            weights = check_weights(weights, k_max)
-    else:
+    k_max = np.shape(per_step)[-2]
+    traced = isinstance(weights, jax.core.Tracer) or isinstance(per_step, jax.core.Tracer)
+    xp = jnp if traced or isinstance(per_step, jax.Array) else np
+    if np.ndim(weights) < 2 and not isinstance(weights, jax.core.Tracer):
         weights = check_weights(weights, k_max)
-        xp = jnp if isinstance(per_step, jax.Array) else np
-    k = np.shape(weights)[0]
+    k = np.shape(weights)[-1]
     if k > k_max:
         raise ValueError(f"weights must have at most k_max={k_max} entries, got {k}")
-    return xp.einsum(
-        "k,...ke->...e", xp.asarray(weights, dtype=per_step.dtype), per_step[..., :k, :]
-    )
+    weights = xp.asarray(weights, dtype=per_step.dtype)
+    spec = "k,...ke->...e" if weights.ndim == 1 else "...mk,...ke->...me"
+    return xp.einsum(spec, weights, per_step[..., :k, :])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -203,13 +206,18 @@ def mix_moments(mean, joint_cov, weights) -> tuple[np.ndarray, np.ndarray]:
 
     Args:
       mean: [k_max, n_eta]; joint_cov: [k_max, n_eta, k_max, n_eta] (e.g.
-        ``exact.exact_meta_gradient_moments(..., joint=True)``); weights: [<= k_max].
-    Returns: mean [n_eta], cov [n_eta, n_eta].
+        ``exact.exact_meta_gradient_moments(..., joint=True)``).
+      weights: [<= k_max], checked as in ``mix``; or [M, <= k_max], one mix per row, unchecked.
+    Returns: mean [n_eta] and cov [n_eta, n_eta], or per row [M, n_eta] and [M, n_eta, n_eta].
     """
     mean, joint_cov, _ = _check_joint_moments(mean, joint_cov, None)
-    w = check_weights(weights, len(mean))
-    w = np.pad(w, (0, len(mean) - len(w)))
-    return w @ mean, np.einsum("k,kejf,j->ef", w, joint_cov, w)
+    w = np.asarray(weights, dtype=float)
+    if w.ndim < 2:
+        w = check_weights(weights, len(mean))
+    elif w.ndim != 2 or w.shape[1] > len(mean):
+        raise ValueError(f"weights must be [<= {len(mean)}] or [M, <= {len(mean)}], got {w.shape}")
+    w = np.pad(w, [(0, 0)] * (w.ndim - 1) + [(0, len(mean) - w.shape[-1])])
+    return w @ mean, np.einsum("...k,kejf,...j->...ef", w, joint_cov, w)
 
 
 def _nonnegative_quadratic_minimum(gram: np.ndarray, linear: np.ndarray) -> np.ndarray:

@@ -184,7 +184,7 @@ def test_default_bandit_shows_the_bias_variance_trade_off():
     assert np.all(np.diff(per_k.variance) > 0) and per_k.variance[-1] > 10 * per_k.variance[0]
     assert np.all(np.diff(per_k.bias_norm) < 0)
     mix = stats.meta_gradient_stats(
-        mixing.mix_meta_gradients(paths, mixing.uniform_weights(k_max)),
+        mixing.mix(paths, mixing.uniform_weights(k_max)),
         target,
         probabilities=prob,
     )

@@ -164,20 +164,18 @@ def test_one_hot_mixing_reproduces_each_k_step_meta_gradient():
     )
     for k in range(1, 7):
         np.testing.assert_array_equal(
-            mixing.mix_meta_gradients(samples, mixing.one_hot_weights(k, 6)), samples[:, k - 1]
+            mixing.mix(samples, mixing.one_hot_weights(k, 6)), samples[:, k - 1]
         )
     # A short weight vector mixes only the first rows; a jax cache gives the same numbers.
     w = mixing.uniform_weights(3)
     expected = samples[:, :3].mean(axis=1)
-    np.testing.assert_allclose(mixing.mix_meta_gradients(samples, w), expected, rtol=1e-12)
-    np.testing.assert_allclose(
-        mixing.mix_meta_gradients(jnp.asarray(samples), w), expected, rtol=1e-12
-    )
+    np.testing.assert_allclose(mixing.mix(samples, w), expected, rtol=1e-12)
+    np.testing.assert_allclose(mixing.mix(jnp.asarray(samples), w), expected, rtol=1e-12)
 
 
 def test_mixing_inside_jit_with_traced_padded_weights():
     samples = jnp.asarray(np.random.default_rng(0).normal(size=(4, 5, 2)))
-    mix = jax.jit(mixing.mix_meta_gradients)
+    mix = jax.jit(mixing.mix)
     for w in (mixing.geometric_weights(3, 0.5), mixing.lambda_return_weights(5, 0.7)):
         padded = np.zeros(5)
         padded[: len(w)] = w
@@ -222,13 +220,13 @@ def test_weight_families_hit_their_special_cases():
         (lambda p, key: mixing.geometric_weights(3, -0.1), "lam"),
         (lambda p, key: mixing.lambda_return_weights(3, 2.0), "rho"),
         (
-            lambda p, key: mixing.mix_meta_gradients(np.zeros((2, 3, 2)), np.full(4, 0.25)),
+            lambda p, key: mixing.mix(np.zeros((2, 3, 2)), np.full(4, 0.25)),
             "weights",
         ),
-        (lambda p, key: mixing.mix_meta_gradients(np.zeros((2, 3, 2)), [1.5, -0.5]), "weights"),
-        (lambda p, key: mixing.mix_meta_gradients(np.zeros((2, 3, 2)), [0.5, 0.4]), "weights"),
-        (lambda p, key: mixing.mix_meta_gradients(np.zeros((2, 3, 2)), []), "weights"),
-        (lambda p, key: mixing.mix_meta_gradients(np.zeros(3), [1.0]), "per_step"),
+        (lambda p, key: mixing.mix(np.zeros((2, 3, 2)), [1.5, -0.5]), "weights"),
+        (lambda p, key: mixing.mix(np.zeros((2, 3, 2)), [0.5, 0.4]), "weights"),
+        (lambda p, key: mixing.mix(np.zeros((2, 3, 2)), []), "weights"),
+        (lambda p, key: mixing.mix(np.zeros(3), [1.0]), "per_step"),
         (lambda p, key: exact.true_meta_gradient(p, p.eta0, 0), "k "),
         (lambda p, key: exact.exact_meta_gradient_moments(p, p.eta0, 40), "k_max"),
     ],
@@ -241,7 +239,7 @@ def test_bad_input_raises_value_error_naming_the_argument(call, match):
 
 def test_weights_within_tolerance_are_accepted():
     w = np.array([0.5, 0.5 + 5e-7])
-    assert mixing.mix_meta_gradients(np.ones((3, 2, 2)), w).shape == (3, 2)
+    assert mixing.mix(np.ones((3, 2, 2)), w).shape == (3, 2)
 
 
 def test_non_finite_meta_gradient_names_the_step_where_it_diverged():
@@ -296,7 +294,7 @@ def test_snake_variance_grows_with_k_and_a_geometric_mix_cuts_it():
 
     def ratios(s):  # s: [n_seeds, *batch, k_max, n_eta]
         variance = stats.meta_gradient_stats(s).variance
-        mixed = stats.meta_gradient_stats(mixing.mix_meta_gradients(s, mix_weights)).variance
+        mixed = stats.meta_gradient_stats(mixing.mix(s, mix_weights)).variance
         return np.stack([variance[..., 7] / variance[..., 0], mixed / variance[..., 7]], axis=-1)
 
     growth, cut = ratios(samples)

@@ -1,4 +1,5 @@
-"""One vocabulary for estimators: ``mixing.estimator_weights`` against hand-written weights."""
+"""One vocabulary for estimators: ``mixing.estimator_weights`` against hand-written weights, and
+``mix`` and ``mix_moments`` against sums written out."""
 
 import numpy as np
 import pytest
@@ -60,3 +61,42 @@ def test_weight_matrix_rows_are_each_horizons_weights():
     matrix = mixing.weight_matrix("geometric", 4, lam=0.5)
     for k in range(1, 5):
         np.testing.assert_allclose(matrix[k - 1], mixing.estimator_weights("geometric", k, 4, 0.5))
+
+
+def test_mix_of_weight_rows_is_each_row_summed_by_hand():
+    rng = np.random.default_rng(3)
+    samples = rng.normal(size=(7, 4, 2))  # [n_seeds, k_max, n_eta]
+    matrix = mixing.weight_matrix("geometric", 4, lam=0.5)  # [M = 4, K = 4]
+    by_hand = [[sum(w[k] * g[k] for k in range(4)) for w in matrix] for g in samples]
+    np.testing.assert_allclose(mixing.mix(samples, matrix), by_hand, rtol=1e-12)
+    # Rows per seed broadcast against the seeds: seed s is mixed by its own two rows of 3 weights.
+    per_seed = rng.dirichlet(np.ones(3), size=(7, 2))  # [n_seeds, M = 2, K = 3]
+    by_hand = [
+        [sum(w[k] * g[k] for k in range(3)) for w in rows]
+        for g, rows in zip(samples, per_seed, strict=True)
+    ]
+    np.testing.assert_allclose(mixing.mix(samples, per_seed), by_hand, rtol=1e-12)
+    # A row that is no mix (free weights all zero up to K = 1) stays NaN; the others are mixed.
+    free = mixing.weight_matrix("free", 3, free_weights=[0.0, 1.0, 1.0])
+    mixed = mixing.mix(samples[:, :3], free)
+    assert np.all(np.isnan(mixed[:, 0])) and np.all(np.isfinite(mixed[:, 1:]))
+
+
+def test_mix_moments_of_weight_rows_are_each_rows_moments():
+    rng = np.random.default_rng(4)
+    mean = rng.normal(size=(3, 2))  # [k_max, n_eta]
+    root = rng.normal(size=(6, 6))
+    cov = root @ root.T  # Cov of (g_1, g_2, g_3) flattened
+    rows = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
+    means, covs = mixing.mix_moments(mean, cov.reshape(3, 2, 3, 2), rows)
+    for w, m, c in zip(rows, means, covs, strict=True):
+        spread = np.kron(w, np.eye(2))  # [2, 6]: g_mix = spread @ (g_1, g_2, g_3)
+        np.testing.assert_allclose(m, spread @ mean.reshape(-1), rtol=1e-12)
+        np.testing.assert_allclose(c, spread @ cov @ spread.T, rtol=1e-12)
+    # Rows shorter than k_max mix the first K steps, as zeros would.
+    short = mixing.mix_moments(mean, cov.reshape(3, 2, 3, 2), rows[1:, :2])
+    padded = mixing.mix_moments(
+        mean, cov.reshape(3, 2, 3, 2), np.pad(rows[1:, :2], ((0, 0), (0, 1)))
+    )
+    for got, expected in zip(short, padded, strict=True):
+        np.testing.assert_array_equal(got, expected)

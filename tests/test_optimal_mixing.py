@@ -50,7 +50,7 @@ def test_bandit_joint_moments_give_every_mix_exactly():
     np.testing.assert_allclose(np.einsum("kekf->kef", joint), per_k, rtol=1e-12)
     prob, paths = map(np.asarray, exact.exact_meta_gradient_paths(problem, problem.eta0, k_max))
     w = np.array([0.1, 0.0, 0.3, 0.2, 0.4])
-    mixed = mixing.mix_meta_gradients(paths, w)
+    mixed = mixing.mix(paths, w)
     mix_mean, mix_cov = mixing.mix_moments(mean, joint, w)
     expected_mean = prob @ mixed
     centred = mixed - expected_mean
@@ -105,7 +105,7 @@ def test_optimal_weights_from_samples_minimise_the_sampled_scale_free_error():
 
     def sampled_error(w):
         return stats.meta_gradient_stats(
-            mixing.mix_meta_gradients(samples, w), target
+            mixing.mix(samples, w), target
         ).scale_free_mse
 
     grid = simplex_grid(3, 100)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import matplotlib.pyplot as plt
 import numpy as np
 
-from course_lib import plots, stats
+from course_lib import mixing, plots, stats
 from course_lib.experiments.settings import checkpoint_rollouts, parse_estimator
 
 if TYPE_CHECKING:
@@ -36,8 +36,9 @@ def mix_samples(samples, weights) -> np.ndarray:
     # Missing leading axes (e.g. [F, k_var] for fixed weights) broadcast over every run.
     missing = (1,) * (lead + 2 - weights.ndim)
     weights = weights.reshape(weights.shape[:1] + missing + weights.shape[1:])
-    mixed = (weights[..., None, :, None] * samples[None]).sum(axis=-2)  # [F, *lead, n, n_eta]
-    return np.moveaxis(np.moveaxis(mixed, -2, 0), 1, -2)
+    # The mixes as rows, [*lead', 1, F, k_var], against samples [*lead, n, k_var, n_eta].
+    rows = np.moveaxis(weights, 0, -2)[..., None, :, :]
+    return np.moveaxis(mixing.mix(samples, rows), -3, 0)  # [*lead, n, F, n_eta] -> replicas first
 
 
 def measure_estimators(

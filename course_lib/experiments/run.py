@@ -30,7 +30,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from course_lib import metagrad, problems, self_tuning
+from course_lib import metagrad, mixing, problems, self_tuning
 from course_lib.experiments.results import (
     Logs,
     Results,
@@ -145,7 +145,7 @@ def make_chunk(
         own = self_tuning.self_tuning_weights(run.mix_moments, prior, self_tuning_prior)
         weights = jnp.where(tuned, own, prior)
         moments = self_tuning.update_moments(run.mix_moments, per_step, self_tuning_decay)
-        meta_grad = weights @ per_step
+        meta_grad = mixing.mix(per_step, weights)
         updates, meta_opt_state = meta_optimizer.update(meta_grad, run.meta_opt_state, run.eta)
         finite = jnp.all(jnp.isfinite(meta_grad))
         # A non-finite ĝ would poison Adam's moments for good: keep η and its optimiser unchanged.

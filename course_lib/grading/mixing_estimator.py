@@ -25,7 +25,7 @@ def check_mix_meta_gradients(rng) -> Comparison:
 
     ``g_mix = Σ_k w_k g_k`` for every seed (``docs/notation.md`` §3): ``per_step [n_seeds, K,
     n_eta]`` holds g_1..g_K of each seed, ``weights [K]`` are >= 0 and sum to 1. The reference
-    is ``mixing.mix_meta_gradients`` (which ``metagrad`` re-exports).
+    is ``mixing.mix``.
 
     Args (of the learner's function):
       per_step: ``[n_seeds, K, n_eta]`` float32.
@@ -51,7 +51,7 @@ def check_mix_meta_gradients(rng) -> Comparison:
         ),
     ]
     return Comparison(
-        mixing.mix_meta_gradients,
+        mixing.mix,
         sample,
         hint="multiply each g_k (axis 1) by w_k and sum over k only: "
         "jnp.einsum('k,ske->se', weights, per_step), or (weights[:, None] * per_step).sum(1)",
@@ -115,10 +115,8 @@ def check_geometric_weights(rng) -> Comparison:
 
 def reference_mixed_meta_gradient(problem, batches, eta, weights):
     """Σ_k w_k g_k with g_1..g_K from exercise 4.2's reference (reverse mode through the prefix
-    losses), mixed by ``mixing.mix_meta_gradients``."""
-    return mixing.mix_meta_gradients(
-        reference_forward_meta_gradients(problem, batches, eta), weights
-    )
+    losses), mixed by ``mixing.mix``."""
+    return mixing.mix(reference_forward_meta_gradients(problem, batches, eta), weights)
 
 
 def _random_weights(rng: np.random.Generator, k: int) -> np.ndarray:
@@ -137,8 +135,8 @@ def check_mixed_meta_gradient(rng) -> Comparison:
     ``g_mix = d/dη Σ_k w_k L_out(θ_k; τ_k)`` with ``θ_k = problem.inner_update(θ_{k−1}, τ_{k−1},
     η)`` from ``θ_0 = problem.init_state`` (``docs/notation.md`` §2–§3): one scan over the pairs
     (τ_{k−1}, τ_k) and the weights, emitting w_k L_out(θ_k; τ_k), summed and differentiated once.
-    The reference mixes exercise 4.2's g_1..g_K with ``mixing.mix_meta_gradients`` (the
-    meta-gradient is linear in the loss, so the two agree). Random noisy quadratics and bandits.
+    The reference mixes exercise 4.2's g_1..g_K with ``mixing.mix`` (the meta-gradient is linear
+    in the loss, so the two agree). Random noisy quadratics and bandits.
 
     Args (of the learner's function):
       problem: a ``problems.make_problem(...)`` problem whose state is one array θ [d].
@@ -192,7 +190,7 @@ def check_mixed_meta_gradient(rng) -> Comparison:
             "at every step of the scan",
         ),
         (
-            lambda pr, b, e, w: mixing.mix_meta_gradients(per_step(pr, b, e), w[::-1]),
+            lambda pr, b, e, w: mixing.mix(per_step(pr, b, e), w[::-1]),
             "the weights are reversed: w_1 scores θ_1, the agent after the first update",
         ),
         (

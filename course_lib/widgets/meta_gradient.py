@@ -44,7 +44,6 @@ from course_lib.widgets.recombination import (
     curve_values,
     describe_setting,
     direction,
-    horizon_moments,
     reachable_maxima,
     recombine,
     slider_weights,
@@ -208,8 +207,9 @@ class MetaGradientExplorer(MetaGradientFigure, SliderExplorer):
             raise ValueError("samples must be finite")
         self.samples = samples
         self.n_seeds = samples.shape[0]
-        identity = np.eye(self.k_max)
-        self._k_step = curve_values(samples, self.target, horizon_moments(self.moments, identity))
+        moments, one_hot = self.moments, np.eye(self.k_max)  # row K−1 of one_hot: g_K
+        k_step = None if moments is None else mixing.mix_moments(*moments, one_hot)
+        self._k_step = curve_values(samples, self.target, k_step)
         self._maxima = reachable_maxima(self._k_step)
         self.optimal_weights = self._optimal_weights()
         # No limits yet: the next ``_show`` sets every axis for this sample set and draws in full.

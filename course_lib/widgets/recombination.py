@@ -51,16 +51,6 @@ FIXED_LIMITS = {"cosine": (-1.05, 1.05), "right_direction": (-0.03, 1.03)}
 TARGET_VIEW = "target"  # the histogram's view along g*; the others are component indices
 
 
-def horizon_moments(moments, matrix):
-    """Exact (mean [k_max, n_eta], cov [k_max, n_eta, n_eta]) of the mix at every horizon: row
-    K−1 of ``matrix`` (``mixing.weight_matrix``) weighs g_1..g_k_max at horizon K; ``moments`` is
-    (mean [k_max, n_eta], joint_cov [k_max, n_eta, k_max, n_eta]). None without moments."""
-    if moments is None:
-        return None
-    mean, joint_cov = moments
-    return matrix @ mean, np.einsum("Kk,kejf,Kj->Kef", matrix, joint_cov, matrix)
-
-
 def recombine(samples, mode: str, lam: float, free_weights, target=None, moments=None):
     """Every horizon's estimate for the chosen weights, and its measures: one NumPy pass.
 
@@ -73,8 +63,9 @@ def recombine(samples, mode: str, lam: float, free_weights, target=None, moments
     the weights are undefined; its ``curve_values``).
     """
     matrix = mixing.weight_matrix(mode, samples.shape[1], lam, free_weights)
-    mixed = np.einsum("Kk,ske->sKe", matrix, samples)
-    return mixed, curve_values(mixed, target, horizon_moments(moments, matrix))
+    mixed = mixing.mix(samples, matrix)
+    horizon_moments = None if moments is None else mixing.mix_moments(*moments, matrix)
+    return mixed, curve_values(mixed, target, horizon_moments)
 
 
 def curve_values(samples, target=None, moments=None) -> dict[str, np.ndarray]:
@@ -84,7 +75,7 @@ def curve_values(samples, target=None, moments=None) -> dict[str, np.ndarray]:
       samples: [n_seeds, k_max, n_eta], the estimate at horizon K in column K−1.
       target: the fixed g* [n_eta], or None.
       moments: exact (mean [k_max, n_eta], cov [k_max, n_eta, n_eta]) of the same estimates
-        (``horizon_moments``), or None; they need a target.
+        (``mixing.mix_moments`` of a weight matrix), or None; they need a target.
     Returns: ``mean`` [k_max, n_eta] and ``cosine``, ``snr``, ``right_direction``,
     ``scale_free_mse``, ``variance``, ``bias_squared``, ``mse``, each [k_max] (NaN without a
     target where they need one). ``right_direction`` is the samples' share; the rest come from
