@@ -344,7 +344,7 @@ def make_train(env: SnakeEnv, config: TrainConfig | None = None) -> Callable:
     ``metrics`` holds per-update arrays [n_updates]: ``episode_return`` (mean return of the episodes
     that ended during that update's rollout, NaN if none), ``loss``, ``entropy``. ``vmap`` the
     returned function over keys (and/or hyper-parameters) to train several seeds at once. Each
-    update reports its progress (``course_lib.progress``), so ``widgets.progress_bar`` can show it.
+    update reports its progress (``course_lib.progress``), so ``progress.progress_bar`` can show it.
     """
     config = config or TrainConfig()
     if config.n_updates < 1 or config.rollout_len < 1:

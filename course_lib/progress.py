@@ -3,7 +3,7 @@
 A whole training run is one ``lax.scan`` inside ``jit``: Python sees nothing until it ends. A scan
 body that calls ``report(step, total)`` sends ``(step + 1, total)`` to the host about
 ``N_REPORTS`` times per loop (``jax.debug.callback``), and whoever listens, e.g.
-``widgets.progress_bar``, shows it.
+``progress_bar``, a tqdm bar, shows it.
 
 The callback target is this module's one dispatcher, so the compiled program does not depend on
 who listens: a progress bar never causes a recompilation, and without a listener a report costs
@@ -46,3 +46,30 @@ def listening(listener: Callable[[int, int], None]) -> Iterator[None]:
     finally:
         jax.effects_barrier()
         _listeners.remove(listener)
+
+
+@contextlib.contextmanager
+def progress_bar(desc: str, disable: bool = False):
+    """A tqdm bar fed by the compiled loops that run inside the block.
+
+    ``with progress_bar("training"): train(keys, hyper)`` shows the scan's steps as they finish;
+    a block that runs several loops (a warm-up, then the real run) restarts the bar for each loop
+    of a different length. Nothing is recompiled for it; ``disable=True`` shows nothing.
+    """
+    # Imported here: in a notebook tqdm.auto loads ipywidgets, which only a bar needs.
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc=desc, disable=disable, unit="step")
+    bar.set_postfix_str("compiling")  # the first report comes only once the program runs
+
+    def show(done: int, total: int):
+        if bar.total != total:
+            bar.reset(total=total)
+            bar.set_postfix_str("")
+        bar.update(max(0, done - bar.n))  # reports may arrive out of order; the bar only advances
+
+    try:
+        with listening(show):
+            yield bar
+    finally:
+        bar.close()

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from course_lib import agents, progress, widgets
+from course_lib import agents, progress
 from course_lib.envs.snake import make_snake
 
 
@@ -66,13 +66,13 @@ def test_make_train_reports_its_updates():
 
 def test_progress_bar_follows_each_loop_in_its_block_and_stops_listening_after():
     first, second = jax.jit(counting_loop(10)), jax.jit(counting_loop(7))
-    with widgets.progress_bar("two loops") as bar:
+    with progress.progress_bar("two loops") as bar:
         first(1.0).block_until_ready()
         assert (bar.n, bar.total) == (10, 10)
         second(1.0).block_until_ready()
         assert (bar.n, bar.total) == (7, 7)  # a loop of another length restarts the bar
     first(1.0).block_until_ready()
     assert (bar.n, bar.total) == (7, 7)
-    with widgets.progress_bar("hidden", disable=True) as hidden:
+    with progress.progress_bar("hidden", disable=True) as hidden:
         second(1.0)
     assert hidden.disable

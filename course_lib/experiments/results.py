@@ -112,7 +112,8 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
-def _write_npz(path: Path, arrays: dict) -> None:
+def write_npz(path: Path, arrays: dict) -> None:
+    """``arrays`` as a compressed ``.npz`` at ``path``, written atomically."""
     _write_atomically(path, lambda f: np.savez_compressed(f, **arrays))
 
 
@@ -121,7 +122,7 @@ def save_results(results: Results, path: str | os.PathLike) -> None:
     arrays = {name: getattr(results, name) for name in SAVED}
     arrays["settings"] = np.array(results.config.to_json())
     arrays["meta_names"] = np.array(results.meta_names)
-    _write_npz(Path(path), arrays)
+    write_npz(Path(path), arrays)
 
 
 def load_results(path: str | os.PathLike) -> Results:
@@ -197,7 +198,7 @@ def save_partial(path: Path, config: ExperimentConfig, progress: RunProgress) ->
     for g, group_runs in enumerate(progress.runs):
         for i, leaf in enumerate(jax.tree_util.tree_leaves(group_runs)):
             arrays[f"group{g}_leaf{i}"] = _to_host(leaf)
-    _write_npz(path, arrays)
+    write_npz(path, arrays)
 
 
 def load_partial(

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from course_lib.experiments.results import REPOSITORY, _write_npz, write_record
+from course_lib.experiments.results import REPOSITORY, write_npz, write_record
 
 STORED_SWEEP = REPOSITORY / "results" / "a2c_sweep.npz"
 
@@ -122,7 +122,7 @@ def run_sweep(config: SweepConfig | None = None, progress: bool = True) -> tuple
 
     from course_lib import agents
     from course_lib.envs.snake import make_snake
-    from course_lib.widgets.progress_bars import progress_bar
+    from course_lib.progress import progress_bar
 
     env = make_snake(grid=6, n_envs=config.n_envs)
     train_config = agents.TrainConfig(
@@ -149,7 +149,7 @@ def save_sweep(
     compute seconds, when, the machine, the command relative to the repository)."""
     path = Path(path)
     config = sweep.config._asdict()
-    _write_npz(
+    write_npz(
         path,
         {
             "config": np.array(json.dumps(config, sort_keys=True)),

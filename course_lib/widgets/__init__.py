@@ -15,20 +15,21 @@ Modules, one idea each:
 - ``runs``: lesson 06's ``RunsExplorer``, the runs of a capstone experiment to compare.
 - ``trial_decision``: lesson 07's ``TrialDecisionExplorer`` over the practitioner's rule.
 - ``estimator_map``: lesson 08's ``EstimatorMapExplorer``, every estimator family on one map.
-- ``progress_bars``: ``progress_bar``, a tqdm bar fed by compiled loops.
 
 Every explorer is driven from code by ``set(...)``, which checks every value before any control
 moves (a ValueError names the argument and its allowed range, and changes nothing). A new explorer
 subclasses ``SliderExplorer`` (its docstring lists the three methods to write).
 """
 
+# Lesson 02 shows its training's progress beside the explorers as ``widgets.progress_bar``; the
+# bar is ``course_lib.progress``'s.
+from course_lib.progress import progress_bar
 from course_lib.widgets.base import SliderExplorer
 from course_lib.widgets.batch_size import BatchSizeExplorer
 from course_lib.widgets.estimator_map import EstimatorFamily, EstimatorMapExplorer
 from course_lib.widgets.figure import BlitFigure
 from course_lib.widgets.meta_gradient import MetaGradientExplorer
 from course_lib.widgets.meta_learning_rate import MetaLearningRateExplorer
-from course_lib.widgets.progress_bars import progress_bar
 from course_lib.widgets.recombination import (
     CURVES,
     EXPLORER_KINDS,
