@@ -1,4 +1,4 @@
-"""K-step and mixing meta-gradients, all prefixes from one pass (docs/notation.md §2–§3).
+"""K-step meta-gradients, all prefixes from one pass (docs/notation.md §2–§3).
 
 Prefix structure: from θ_0, with τ_0 ~ π_{θ_0},
 
@@ -13,7 +13,8 @@ The K-step meta-gradient holds every sampled trajectory fixed (no score-function
 
     g_k = dL_k/dη,    dθ_k/dη = (∂U/∂θ) dθ_{k−1}/dη + ∂U/∂η,    dθ_0/dη = 0,
 
-and the mixing meta-gradient is g_mix = Σ_k w_k g_k with w_k ≥ 0, Σ_k w_k = 1.
+and the mixing meta-gradient g_mix = Σ_k w_k g_k, w_k ≥ 0, Σ_k w_k = 1, recombines them
+(``mixing.mix``). Their exact references, where a problem has them, are in ``exact``.
 
 The estimators know nothing about the problem they run on: see ``course_lib.problems.MetaProblem``.
 """
