@@ -9,7 +9,7 @@ meta-parameters (γ, λ, entropy cost) are arrays in ``Hyper``, never Python con
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +17,6 @@ import optax
 
 from course_lib import progress
 from course_lib.checks import check_unit_interval
-from course_lib.envs.snake import SnakeEnv, SnakeState
 
 Array = jax.Array
 MLPParams = list[tuple[Array, Array]]
@@ -100,9 +99,24 @@ class Trajectory(NamedTuple):
     last_obs: Array
 
 
+class BatchedEnv(Protocol):
+    """What the agents need of an environment, e.g. ``envs.snake.make_snake``'s: pure
+    ``reset(key) -> state`` and ``step(state, actions) -> (state, step)`` over ``n_envs``
+    environments, each state with ``obs`` [n_envs, obs_dim], each step with ``reward``,
+    ``discount``, ``done`` and ``finished_return`` [n_envs]. (A protocol, so that importing the
+    agents loads no environment.)"""
+
+    obs_dim: int
+    n_actions: int
+
+    def reset(self, key: Array) -> Any: ...
+
+    def step(self, state: Any, actions: Array) -> tuple[Any, Any]: ...
+
+
 def rollout(
-    env: SnakeEnv, params: ActorCriticParams, env_state: SnakeState, key: Array, n_steps: int
-) -> tuple[SnakeState, Trajectory]:
+    env: BatchedEnv, params: ActorCriticParams, env_state: Any, key: Array, n_steps: int
+) -> tuple[Any, Trajectory]:
     """Act for ``n_steps`` with the policy ``softmax(policy_logits(params, obs))``.
 
     Acting never carries gradients: ``params`` is wrapped in ``stop_gradient``, because the
@@ -110,7 +124,7 @@ def rollout(
     """
     params = jax.lax.stop_gradient(params)
 
-    def one_step(state: SnakeState, step_key: Array):
+    def one_step(state, step_key: Array):
         actions = jax.random.categorical(step_key, policy_logits(params, state.obs))
         next_state, out = env.step(state, actions)
         return next_state, (state.obs, actions, out)
@@ -321,7 +335,7 @@ def policy_gradient_outer_loss(
 class TrainState(NamedTuple):
     params: ActorCriticParams
     opt_state: Any
-    env_state: SnakeState
+    env_state: Any  # the environment's state, e.g. envs.snake.SnakeState
 
 
 class TrainConfig(NamedTuple):
@@ -338,7 +352,7 @@ def make_optimizer(learning_rate: float) -> optax.GradientTransformation:
     return optax.chain(optax.clip_by_global_norm(1.0), optax.rmsprop(learning_rate, decay=0.9))
 
 
-def make_train(env: SnakeEnv, config: TrainConfig | None = None) -> Callable:
+def make_train(env: BatchedEnv, config: TrainConfig | None = None) -> Callable:
     """Build ``train(key, hyper) -> (TrainState, metrics)``: one compiled ``lax.scan`` over updates.
 
     ``metrics`` holds per-update arrays [n_updates]: ``episode_return`` (mean return of the episodes

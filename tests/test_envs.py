@@ -1,5 +1,8 @@
 """The Snake wrapper: bad arguments, shapes, auto-reset and episode-return bookkeeping."""
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -62,3 +65,18 @@ def test_reset_is_reproducible_and_key_dependent():
     env = make_snake(grid=6, n_envs=4)
     a, b, c = (env.reset(jax.random.PRNGKey(k)) for k in (0, 0, 1))
     assert jnp.array_equal(a.obs, b.obs) and not jnp.array_equal(a.obs, c.obs)
+
+
+def test_jumanji_loads_only_when_a_snake_is_made():
+    """Lesson 01 (CartPole) imports the agents: jumanji stays out until ``make_snake`` runs."""
+    code = (
+        "import sys\n"
+        "from course_lib import agents, reinforce\n"
+        "from course_lib.envs import snake\n"
+        "from course_lib.experiments import sweep\n"
+        "assert 'jumanji' not in sys.modules, 'imported'\n"
+        "snake.make_snake(grid=6, n_envs=2)\n"
+        "assert 'jumanji' in sys.modules, 'not imported by make_snake'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -3,6 +3,9 @@
 A thin layer over InstaDeep's ``jumanji`` Snake (the environment family of Bonnet et al. 2021):
 ``n_envs`` boards stepped together with ``vmap``, automatic reset when an episode ends, flat float
 observations, and running episode returns so that training curves need no extra bookkeeping.
+
+This is the library's one door to jumanji, and ``make_snake`` opens it: importing this module (or
+the agents, which train on any such batched environment) loads no jumanji.
 """
 
 from __future__ import annotations
@@ -35,8 +38,6 @@ def _import_jumanji_keeping_plot_backend():
             matplotlib.use(before)
     return jumanji.wrappers, Snake
 
-
-jumanji_wrappers, Snake = _import_jumanji_keeping_plot_backend()
 
 GRID_RANGE = (6, 12)
 N_ACTIONS = 4  # up, right, down, left
@@ -93,7 +94,7 @@ class SnakeEnv(NamedTuple):
     time_limit: int
     obs_dim: int
     n_actions: int
-    raw_env: Snake
+    raw_env: Any  # jumanji's Snake
 
 
 def flatten_observation(observation, time_limit: int) -> jax.Array:
@@ -126,6 +127,7 @@ def make_snake(grid: int = 6, time_limit: int = 500, n_envs: int = 64) -> SnakeE
     if not isinstance(n_envs, int) or n_envs < 1:
         raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
 
+    jumanji_wrappers, Snake = _import_jumanji_keeping_plot_backend()
     raw = Snake(num_rows=grid, num_cols=grid, time_limit=time_limit)
     batched = jumanji_wrappers.VmapAutoResetWrapper(raw)
     obs_dim = grid * grid * 5 + N_ACTIONS + 1

@@ -16,9 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from course_lib import agents
+from course_lib.envs.snake import make_snake
 from course_lib.experiments.results import REPOSITORY, write_npz, write_record
+from course_lib.progress import progress_bar
 
 STORED_SWEEP = REPOSITORY / "results" / "a2c_sweep.npz"
 
@@ -90,11 +95,6 @@ def sweep_settings(sweep: dict = SWEEP) -> list[tuple[str, float]]:
 def stacked_hypers(settings: Sequence[tuple[str, float]], base=None):
     """A ``Hyper`` of [n_settings] arrays: ``base`` (default ``agents.default_hyper()``) with one
     field replaced per setting."""
-    import jax
-    import jax.numpy as jnp
-
-    from course_lib import agents
-
     base = agents.default_hyper() if base is None else base
     return jax.tree_util.tree_map(
         lambda *leaves: jnp.stack(leaves),
@@ -106,10 +106,6 @@ def make_sweep(env, config):
     """``train_sweep(keys [n_seeds], hypers [n_settings]) -> (final states, metrics)``, every
     metric [n_settings, n_seeds, n_updates]: ``agents.make_train`` vmapped over seeds (inner) and
     settings (outer), compiled once. ``config`` is an ``agents.TrainConfig``."""
-    import jax
-
-    from course_lib import agents
-
     over_seeds = jax.vmap(agents.make_train(env, config), in_axes=(0, None))
     return jax.jit(jax.vmap(over_seeds, in_axes=(None, 0)))
 
@@ -118,12 +114,6 @@ def run_sweep(config: SweepConfig | None = None, progress: bool = True) -> tuple
     """Train every setting of ``SWEEP`` for every seed (default ``SweepConfig()``, the stored full
     sweep). Returns the sweep and its seconds (compilation included)."""
     config = SweepConfig() if config is None else config
-    import jax
-
-    from course_lib import agents
-    from course_lib.envs.snake import make_snake
-    from course_lib.progress import progress_bar
-
     env = make_snake(grid=6, n_envs=config.n_envs)
     train_config = agents.TrainConfig(
         n_updates=config.n_updates,
