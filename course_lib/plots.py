@@ -12,6 +12,8 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 
+from course_lib.checks import check_int
+
 BANDS = ("sem", "std", "minmax")
 
 
@@ -27,8 +29,7 @@ def smooth(values, window: int) -> np.ndarray:
     Returns:
       ``[..., n]`` float64.
     """
-    if not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be an integer >= 1, got {window!r}")
+    check_int("window", window)
     values = np.asarray(values, dtype=np.float64)
     present = ~np.isnan(values)
     pad = [(0, 0)] * (values.ndim - 1) + [(1, 0)]

@@ -5,6 +5,9 @@ import numpy as np
 import pytest
 
 from course_lib import checks
+from course_lib.envs import bandit, cartpole
+from course_lib.plots import smooth
+from course_lib.problems import bandit_problem, snake_problem
 
 
 def test_check_int_accepts_integers_in_range_and_rejects_the_rest():
@@ -51,3 +54,24 @@ def test_check_number_accepts_a_range_and_rejects_bools_strings_and_nan():
     for bad in (True, "0.5", float("nan"), -0.01, 1.5):
         with pytest.raises(ValueError, match="lam must be a number from 0 to 1"):
             checks.check_number("lam", bad, 0.0, 1.0)
+
+
+BOOL_REFUSALS = {
+    "window": lambda: smooth(np.ones(3), window=True),
+    "n_arms": lambda: bandit.enumerate_batches(True, 1, 1),
+    "batch_size": lambda: bandit.enumerate_batches(2, True, 1),
+    "n_steps": lambda: bandit.enumerate_batches(2, 1, True),
+    "n_envs": lambda: cartpole.make_episode_sampler(True, policy_logits=None),
+    "max_steps": lambda: cartpole.make_episode_sampler(2, True, policy_logits=None),
+    "batch_size (bandit_problem)": lambda: bandit_problem(batch_size=True),
+    "rollout_len": lambda: snake_problem(rollout_len=True),
+    "warmup_updates": lambda: snake_problem(warmup_updates=True),
+    "seed": lambda: snake_problem(seed=True),
+}
+
+
+@pytest.mark.parametrize("argument", BOOL_REFUSALS)
+def test_integer_arguments_refuse_true_naming_the_argument(argument):
+    name = argument.split()[0]
+    with pytest.raises(ValueError, match=f"{name} must be an integer .*, got True"):
+        BOOL_REFUSALS[argument]()

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from course_lib.checks import check_int
+
 
 class BanditBatch(NamedTuple):
     """``batch_size`` pulls: ``actions`` int32 and ``rewards`` float, both [..., batch_size]."""
@@ -73,8 +75,7 @@ def enumerate_batches(n_arms: int, batch_size: int, n_steps: int, dtype=jnp.floa
     fields [n_paths, n_steps, batch_size], paths in lexicographic order of (step, pull, outcome).
     """
     for name, value in (("n_arms", n_arms), ("batch_size", batch_size), ("n_steps", n_steps)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_int(name, value)
     outcomes = np.array(list(itertools.product(range(n_arms), (0.0, 1.0))))  # [2 n_arms, 2]
     n_pulls = batch_size * n_steps
     index = np.indices((len(outcomes),) * n_pulls).reshape(n_pulls, -1).T  # [n_paths, n_pulls]

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from course_lib.checks import check_int
+
 Array = jax.Array
 PolicyLogits = Callable[[object, Array], Array]
 
@@ -79,10 +81,8 @@ def make_episode_sampler(
     Returns:
       ``sample(params, key) -> Episodes``; the same ``(params, key)`` gives the same episodes.
     """
-    if not isinstance(n_envs, int) or n_envs < 1:
-        raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
-    if not isinstance(max_steps, int) or not 1 <= max_steps <= MAX_STEPS:
-        raise ValueError(f"max_steps must be an integer from 1 to {MAX_STEPS}, got {max_steps!r}")
+    check_int("n_envs", n_envs)
+    check_int("max_steps", max_steps, maximum=MAX_STEPS)
     env = gymnasium.make_vec(
         ENV_ID,
         num_envs=n_envs,

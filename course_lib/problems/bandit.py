@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from course_lib.checks import check_int
 from course_lib.envs import bandit
 from course_lib.problems.contract import ExactHooks, MetaProblem, records_settings
 
@@ -56,8 +57,7 @@ def bandit_problem(
         raise ValueError(
             f"p must list at least 2 probabilities strictly between 0 and 1, got {p!r}"
         )
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_int("batch_size", batch_size)
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
     if not entropy_cost > 0:

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from course_lib.checks import check_choice
+from course_lib.checks import check_choice, check_int
 from course_lib.problems.contract import MetaProblem, records_settings
 
 if TYPE_CHECKING:  # the Snake builder imports these itself, so the toys never load jumanji
@@ -137,11 +137,9 @@ def _check_snake_settings(
         raise ValueError(f"entropy_cost must be > 0 (learnt via exp), got {entropy_cost!r}")
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
-    if not isinstance(rollout_len, int) or rollout_len < 1:
-        raise ValueError(f"rollout_len must be a positive integer, got {rollout_len!r}")
-    for name, value in (("warmup_updates", warmup_updates), ("seed", seed)):
-        if not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    check_int("rollout_len", rollout_len)
+    check_int("warmup_updates", warmup_updates, minimum=0)
+    check_int("seed", seed, minimum=0)
 
 
 def _snake_hyper_parameters(eta: jax.Array) -> jax.Array:
