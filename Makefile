@@ -57,8 +57,10 @@ notebooks: $(STAMP)
 site: $(STAMP)
 	$(PY) -m tools.make_site
 
+# ruff, then course_lib's floors (pyproject.toml's [tool.importlinter]: imports point down).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check course_lib tools tests benchmarks
+	$(VENV)/bin/lint-imports
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/envs.py

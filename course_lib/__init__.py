@@ -1,12 +1,8 @@
 """course_lib: the JAX library behind the meta-gradient RL course.
 
-Floors (imports point down; README "Layout" and docs/notation.md say what each holds):
-
-    floor 3   widgets/  experiments/  grading/        what lessons touch
-    floor 2   problems  metagrad  estimators  exact  plots   the engine, other estimators, exact
-              references, figures
-    floor 1   envs/  agents  reinforce  stats  mixing  checks  progress   building blocks
-    apart     compilation_cache, device, lazy
+The library is built in floors, each importing only from those below it: the one map of them is
+``[tool.importlinter]`` in ``pyproject.toml``, which ``make lint`` holds the code to
+(each module's docstring says what it holds).
 
 Importing course_lib turns on JAX's persistent compilation cache in the course's own folder
 (``<repository>/.cache/jax``, or ``$COURSE_JAX_CACHE``; see ``compilation_cache``), so that a

@@ -60,3 +60,10 @@ def test_the_installed_package_is_the_library_without_the_maintainers_tools():
     assert any(fnmatchcase("course_lib.widgets", pattern) for pattern in include)
     for folder in ("tools", "benchmarks", "tests"):
         assert not any(fnmatchcase(folder, pattern) for pattern in include), folder
+
+
+def test_ci_holds_the_library_to_its_floors():
+    """`make lint` runs import-linter on pyproject.toml's contracts, and CI runs `make lint`."""
+    assert "[tool.importlinter]" in (ROOT / "pyproject.toml").read_text()
+    assert "lint-imports" in (ROOT / "Makefile").read_text()
+    assert "make lint" in (ROOT / ".ci" / "run").read_text()
