@@ -1,5 +1,6 @@
-"""What the test modules share: the repository root and a float64 switch. (The conftest.py at the
-repository root says how the suite runs: its compilation cache and its workers.)"""
+"""What the test modules share: the repository root, a float64 switch, a compilation counter and
+the stored capstone results. (The conftest.py at the repository root says how the suite runs: its
+compilation cache and its workers.)"""
 
 from pathlib import Path
 
@@ -15,3 +16,27 @@ def float64():
 
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture
+def compilations():
+    """Counts XLA compilations while the test runs."""
+    import jax
+
+    events = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    yield events
+    jax.monitoring.unregister_event_duration_listener(listen)
+
+
+@pytest.fixture(scope="module")
+def stored_results():
+    """The capstone's stored results, loaded once per module."""
+    from course_lib import experiments
+
+    return experiments.load_results(experiments.STORED_RESULTS)
