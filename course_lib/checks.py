@@ -70,6 +70,47 @@ def check_number(name: str, value, low: float, high: float) -> float:
     return float(value)
 
 
+def check_positive(name: str, value, note: str = ""):
+    """A finite scalar > 0, returned as a float; a traced scalar is returned unchecked.
+
+    ``note`` says why after the bound (``" (it is learnt through exp)"``). As ``check_number``,
+    booleans, strings, NaN and infinity are rejected; a 0-d array of numbers is accepted.
+    """
+    if _is_traced(value):
+        return value
+    array = np.asarray(value)
+    if (
+        isinstance(value, bool)
+        or array.dtype.kind not in "iuf"
+        or array.ndim != 0
+        or not 0 < float(array) < np.inf  # also rejects NaN
+    ):
+        raise ValueError(f"{name} must be > 0{note}, got {value!r}")
+    return float(array)
+
+
+def check_shape(name: str, value, shape: tuple, described: str | None = None) -> np.ndarray:
+    """``value`` as a float array of ``shape`` (``None`` stands for any length on that axis).
+
+    ``described`` names the axes in the message (``"[n_seeds, n_points]"``); else the shape itself.
+    """
+    array = np.asarray(value, dtype=float)
+    fits = array.ndim == len(shape) and all(
+        n is None or n == m for n, m in zip(shape, array.shape, strict=True)
+    )
+    if not fits:
+        raise ValueError(f"{name} must have shape {described or shape}, got shape {array.shape}")
+    return array
+
+
+def check_count(name: str, array, minimum: int, unit: str) -> np.ndarray:
+    """``array`` (at least 1-D) if its leading axis holds at least ``minimum`` ``unit``."""
+    array = np.asarray(array)
+    if len(array) < minimum:
+        raise ValueError(f"{name} must hold at least {minimum} {unit}, got {len(array)}")
+    return array
+
+
 def check_choice(name: str, value, choices: Collection):
     """``value`` if it is one of ``choices``, else a ValueError listing them."""
     if value not in choices:

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from course_lib.checks import check_int
+from course_lib.checks import check_int, check_positive
 
 ADAM_B1 = 0.9  # optax.adam's default momentum decay, the course's
 
@@ -43,18 +43,10 @@ def _check_snr(snr) -> np.ndarray:
     return snr
 
 
-def _check_learning_rate(learning_rate) -> float:
-    if not (isinstance(learning_rate, int | float) and math.isfinite(learning_rate)):
-        raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
-    if learning_rate <= 0:
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-    return float(learning_rate)
-
-
 def mean_step(snr, learning_rate: float) -> np.ndarray:
     """β·√(s/(1+s)): how far one settled Adam update moves η on average, per coordinate."""
     snr = _check_snr(snr)
-    return _check_learning_rate(learning_rate) * np.sqrt(snr / (1 + snr))
+    return check_positive("learning_rate", learning_rate) * np.sqrt(snr / (1 + snr))
 
 
 def step_jitter(snr, learning_rate: float, b1: float = ADAM_B1) -> np.ndarray:
@@ -62,7 +54,11 @@ def step_jitter(snr, learning_rate: float, b1: float = ADAM_B1) -> np.ndarray:
     snr = _check_snr(snr)
     if not 0 <= b1 < 1:
         raise ValueError(f"b1 must be in [0, 1), got {b1}")
-    return _check_learning_rate(learning_rate) * math.sqrt((1 - b1) / (1 + b1)) / np.sqrt(1 + snr)
+    return (
+        check_positive("learning_rate", learning_rate)
+        * math.sqrt((1 - b1) / (1 + b1))
+        / np.sqrt(1 + snr)
+    )
 
 
 def drift(snr, learning_rate: float, n_updates: int) -> np.ndarray:
@@ -73,14 +69,15 @@ def drift(snr, learning_rate: float, n_updates: int) -> np.ndarray:
 def random_walk(snr, learning_rate: float, n_updates: int) -> np.ndarray:
     """β·√(N/(1+s)): the standard deviation of η's travel in ``n_updates`` updates."""
     n_updates = check_int("n_updates", n_updates, 1)
-    return _check_learning_rate(learning_rate) * np.sqrt(n_updates / (1 + _check_snr(snr)))
+    return check_positive("learning_rate", learning_rate) * np.sqrt(
+        n_updates / (1 + _check_snr(snr))
+    )
 
 
 def updates_to_resolve(snr, ratio: float = 1.0) -> np.ndarray:
     """N = ratio²/s: the updates after which the drift is ``ratio`` times the random walk."""
     snr = _check_snr(snr)
-    if not ratio > 0:
-        raise ValueError(f"ratio must be > 0, got {ratio}")
+    check_positive("ratio", ratio)
     with np.errstate(divide="ignore"):
         return ratio**2 / snr  # inf for s = 0: pure noise never resolves
 
@@ -88,8 +85,7 @@ def updates_to_resolve(snr, ratio: float = 1.0) -> np.ndarray:
 def learning_rate_to_travel(distance: float, snr, n_updates: int) -> np.ndarray:
     """β = d/(N·√(s/(1+s))): the meta-learning rate whose drift covers ``distance`` in
     ``n_updates`` updates at SNR s."""
-    if not distance > 0:
-        raise ValueError(f"distance must be > 0, got {distance}")
+    check_positive("distance", distance)
     snr = _check_snr(snr)
     n_updates = check_int("n_updates", n_updates, 1)
     with np.errstate(divide="ignore"):
@@ -106,7 +102,7 @@ def simulate_adam(
     n_runs = check_int("n_runs", n_runs, 1)
     if not std >= 0 or not math.isfinite(mean):
         raise ValueError(f"mean must be finite and std >= 0, got mean={mean}, std={std}")
-    learning_rate = jnp.float32(_check_learning_rate(learning_rate))
+    learning_rate = jnp.float32(check_positive("learning_rate", learning_rate))
     return _simulate(key, jnp.float32(mean), jnp.float32(std), learning_rate, n_updates, n_runs)
 
 

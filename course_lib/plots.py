@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt
 import numpy as np
 
-from course_lib.checks import check_int
+from course_lib.checks import check_int, check_shape
 
 BANDS = ("sem", "std", "minmax")
 
@@ -57,9 +57,7 @@ def mean_and_band(curves, band: str = "sem") -> tuple[np.ndarray, np.ndarray, np
     """
     if band not in BANDS:
         raise ValueError(f"band must be one of {BANDS}, got {band!r}")
-    curves = np.asarray(curves, dtype=np.float64)
-    if curves.ndim != 2:
-        raise ValueError(f"curves must have shape [n_seeds, n_points], got shape {curves.shape}")
+    curves = check_shape("curves", curves, (None, None), "[n_seeds, n_points]")
     present = ~np.isnan(curves)
     n = present.sum(axis=0)
     zeroed = np.where(present, curves, 0.0)

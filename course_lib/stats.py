@@ -35,6 +35,8 @@ import jax
 import numpy as np
 import scipy.stats
 
+from course_lib.checks import check_count
+
 
 class MetaGradientStats(NamedTuple):
     """Statistics over seeds. With samples [n_seeds, *batch, n_eta]: ``mean`` and
@@ -65,11 +67,7 @@ def _check_samples(samples) -> np.ndarray:
     samples = np.asarray(samples, dtype=float)
     if samples.ndim < 2:
         raise ValueError(f"samples must have shape [n_seeds, ..., n_eta], got {samples.shape}")
-    if samples.shape[0] < 2:
-        raise ValueError(
-            f"samples must hold at least 2 seeds (n_seeds >= 2), got {samples.shape[0]}"
-        )
-    return samples
+    return check_count("samples", samples, 2, "seeds (n_seeds >= 2)")
 
 
 def _scale_free_error(dot, target_sq, second_moment):

@@ -56,6 +56,31 @@ def test_check_number_accepts_a_range_and_rejects_bools_strings_and_nan():
             checks.check_number("lam", bad, 0.0, 1.0)
 
 
+def test_check_positive_accepts_finite_numbers_above_zero_and_passes_tracers():
+    assert checks.check_positive("beta", np.float32(0.5)) == 0.5
+    assert checks.check_positive("beta", np.array(2)) == 2.0
+    assert jax.jit(lambda b: checks.check_positive("beta", b))(-1.0) == -1.0
+    for bad in (0, -0.1, np.nan, np.inf, True, "1", np.ones(2)):
+        with pytest.raises(ValueError, match="beta must be > 0, got"):
+            checks.check_positive("beta", bad)
+    with pytest.raises(ValueError, match=r"c must be > 0 \(learnt via exp\), got 0"):
+        checks.check_positive("c", 0, " (learnt via exp)")
+
+
+def test_check_shape_matches_each_axis_and_any_length_where_none():
+    assert checks.check_shape("x", [[1, 2]], (None, 2)).dtype == np.float64
+    with pytest.raises(ValueError, match=r"x must have shape \(3,\), got shape \(2,\)"):
+        checks.check_shape("x", np.ones(2), (3,))
+    with pytest.raises(ValueError, match=r"x must have shape \[n_seeds, n\], got shape \(2,\)"):
+        checks.check_shape("x", np.ones(2), (None, None), "[n_seeds, n]")
+
+
+def test_check_count_needs_the_leading_axis_to_hold_enough():
+    assert checks.check_count("samples", np.ones((2, 3)), 2, "seeds").shape == (2, 3)
+    with pytest.raises(ValueError, match="samples must hold at least 2 seeds, got 1"):
+        checks.check_count("samples", np.ones((1, 3)), 2, "seeds")
+
+
 BOOL_REFUSALS = {
     "window": lambda: smooth(np.ones(3), window=True),
     "n_arms": lambda: bandit.enumerate_batches(True, 1, 1),

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib.checks import check_int
+from course_lib.checks import check_int, check_positive
 from course_lib.envs import bandit
 from course_lib.problems.contract import ExactHooks, MetaProblem, records_settings
 
@@ -58,12 +58,8 @@ def bandit_problem(
             f"p must list at least 2 probabilities strictly between 0 and 1, got {p!r}"
         )
     check_int("batch_size", batch_size)
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
-    if not entropy_cost > 0:
-        raise ValueError(
-            f"entropy_cost must be > 0 (it is learnt through softplus), got {entropy_cost!r}"
-        )
+    check_positive("learning_rate", learning_rate)
+    check_positive("entropy_cost", entropy_cost, " (it is learnt through softplus)")
     n_arms = len(p_arr)
     theta0_arr = (
         np.linspace(1.0, -1.0, n_arms) if theta0 is None else np.asarray(theta0, dtype=float)

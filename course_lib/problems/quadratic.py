@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib.checks import check_int
+from course_lib.checks import check_int, check_positive
 from course_lib.envs import quadratic
 from course_lib.problems.contract import GaussianHooks, MetaProblem, records_settings
 
@@ -57,10 +57,7 @@ def quadratic_problem(
     h = np.asarray(curvatures, dtype=float)
     if h.ndim != 1 or h.size < 1 or not np.all(np.isfinite(h) & (h > 0)):
         raise ValueError(f"curvatures must list at least one finite value > 0, got {curvatures!r}")
-    if not (np.isfinite(learning_rate) and learning_rate > 0):
-        raise ValueError(
-            f"learning_rate must be > 0 (it is learnt through exp), got {learning_rate!r}"
-        )
+    check_positive("learning_rate", learning_rate, " (it is learnt through exp)")
     if not (np.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be >= 0, got {noise!r}")
     theta0_arr = np.asarray(theta0, dtype=float)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from course_lib.checks import check_choice, check_int
+from course_lib.checks import check_choice, check_int, check_positive
 from course_lib.problems.contract import MetaProblem, records_settings
 
 if TYPE_CHECKING:  # the Snake builder imports these itself, so the toys never load jumanji
@@ -133,10 +133,8 @@ def _check_snake_settings(
             raise ValueError(
                 f"{name} must be strictly between 0 and 1 (learnt via a sigmoid), got {value!r}"
             )
-    if not entropy_cost > 0:
-        raise ValueError(f"entropy_cost must be > 0 (learnt via exp), got {entropy_cost!r}")
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}")
+    check_positive("entropy_cost", entropy_cost, " (learnt via exp)")
+    check_positive("learning_rate", learning_rate)
     check_int("rollout_len", rollout_len)
     check_int("warmup_updates", warmup_updates, minimum=0)
     check_int("seed", seed, minimum=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 import numpy as np
 
-from course_lib.checks import check_int
+from course_lib.checks import check_int, check_shape
 from course_lib.stats import meta_gradient_stats
 from course_lib.widgets.base import SliderExplorer, html_table
 from course_lib.widgets.figure import padded
@@ -53,9 +53,7 @@ class BatchSizeExplorer(SliderExplorer):
         if not all(np.all(np.isfinite(array)) for array in arrays.values()):
             raise ValueError("estimates must be finite")
         self.n_seeds, self.b_max, n_params = shape
-        exact = np.asarray(exact_gradient, dtype=float)
-        if exact.shape != (n_params,):
-            raise ValueError(f"exact_gradient must have shape ({n_params},), got {exact.shape}")
+        exact = check_shape("exact_gradient", exact_gradient, (n_params,))
         if (
             np.ndim(components) != 1
             or len(components) != 2

@@ -10,6 +10,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from course_lib import estimators, stats
+from course_lib.checks import check_positive, check_shape
 from course_lib.widgets.base import SliderExplorer, format_value, html_table
 from course_lib.widgets.figure import padded
 
@@ -73,14 +74,10 @@ class EstimatorMapExplorer(SliderExplorer):
 
     def __init__(self, families, target, budget=None):
         self.families = self._checked_families(families)
-        self.target = np.asarray(target, dtype=float)
         n_eta = next(iter(self.families.values())).mean.shape[1]
-        if self.target.shape != (n_eta,):
-            raise ValueError(f"target must have shape ({n_eta},), got {self.target.shape}")
+        self.target = check_shape("target", target, (n_eta,))
         largest = max(float(f.cost.max()) for f in self.families.values())
-        self.budget = largest if budget is None else float(budget)
-        if not self.budget > 0:
-            raise ValueError(f"budget must be > 0, got {budget!r}")
+        self.budget = largest if budget is None else check_positive("budget", budget)
         self.measures = {
             name: equal_compute_measures(family, self.target, self.budget)
             for name, family in self.families.items()
