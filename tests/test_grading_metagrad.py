@@ -261,17 +261,17 @@ WRONG = {
     ),
     "4.2 no Jacobian term": (
         "4.2",
-        functools.partial(multi_step._forward_carry, jacobian=False),
+        functools.partial(multi_step.forward_carry, jacobian=False),
         "drops the Jacobian term",
     ),
     "4.2 last update only": (
         "4.2",
-        functools.partial(multi_step._forward_carry, jacobian=False, carry=False),
+        functools.partial(multi_step.forward_carry, jacobian=False, carry=False),
         "the last update's ∂U/∂η alone",
     ),
     "4.2 scored on the training batch": (
         "4.2",
-        functools.partial(multi_step._forward_carry, lag=1),
+        functools.partial(multi_step.forward_carry, lag=1),
         "not on τ_{k−1}",
     ),
     "4.2 g_K only": (

@@ -25,6 +25,8 @@ Modules, one job each:
 - ``run``: the compiled chunk of meta-updates, the variance sampler, ``run_experiment``, and
   ``run_experiments``, runs that differ only in their meta-learning rate as one computation.
 - ``results``: ``Results``, the results file, the partial file a run resumes from, the sidecar.
+- ``measures``: every estimator's variance and SNR on a run's per-k samples (``results`` computes
+  them on loading).
 - ``analysis``: what lessons 06 and 07 read from results (NumPy only): returns, variance and SNR,
   the trial decision, the runs' panels;
 - ``intervals``: statistics over seeds with bootstrap intervals, the scale-free measures of every
@@ -61,8 +63,6 @@ from course_lib.experiments.analysis import (
     debiased_snr,
     final_returns,
     headline,
-    measure_estimators,
-    mix_samples,
     own_snr,
     paired_difference,
     plot_runs,
@@ -87,6 +87,7 @@ from course_lib.experiments.intervals import (
     snr_over_training,
     student_interval,
 )
+from course_lib.experiments.measures import measure_estimators, mix_samples
 from course_lib.experiments.results import (
     PARTIAL_SUFFIX,
     STORED_RESULTS,

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from course_lib.experiments.analysis import measure_estimators
+from course_lib.experiments.measures import measure_estimators
 from course_lib.experiments.settings import ExperimentConfig, Plan, parse_estimator
 
 REPOSITORY = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from course_lib import mixing, problems, stats
 from course_lib.envs import bandit
 from course_lib.grading.core import Comparison, graded
 from course_lib.grading.inputs import f32, numbers
-from course_lib.grading.multi_step import _forward_carry, reference_forward_meta_gradients
+from course_lib.grading.multi_step import forward_carry, reference_forward_meta_gradients
 from course_lib.grading.toy_problems import random_bandit, random_pulls, random_quadratic
 
 
@@ -194,7 +194,7 @@ def check_mixed_meta_gradient(rng) -> Comparison:
             "the weights are reversed: w_1 scores θ_1, the agent after the first update",
         ),
         (
-            lambda pr, b, e, w: w @ functools.partial(_forward_carry, lag=1)(pr, b, e),
+            lambda pr, b, e, w: w @ functools.partial(forward_carry, lag=1)(pr, b, e),
             "score θ_k on the next batch τ_k = batches[k], not on τ_{k−1}, the batch it was "
             "trained on",
         ),

@@ -191,7 +191,7 @@ def reference_forward_meta_gradients(problem, batches, eta):
     return jax.jacrev(prefix_losses)(eta)
 
 
-def _forward_carry(problem, batches, eta, *, jacobian=True, carry=True, eta_term=True, lag=0):
+def forward_carry(problem, batches, eta, *, jacobian=True, carry=True, eta_term=True, lag=0):
     """The forward-mode carry of exercise 4.2, and its usual mistakes: without ``jacobian`` Z is
     not pushed through ∂U/∂θ (Z_k = Z_{k−1} + ∂U/∂η), without ``carry`` Z_k = ∂U/∂η alone,
     without ``eta_term`` η's tangent is zero; ``lag=1`` scores θ_k on τ_{k−1}, its own batch."""
@@ -279,22 +279,22 @@ def check_forward_meta_gradients_through_batches(rng) -> Comparison:
             "the sign is flipped: return the gradients of the outer losses themselves",
         ),
         (
-            functools.partial(_forward_carry, eta_term=False),
+            functools.partial(forward_carry, eta_term=False),
             "your meta-gradients are all zero: the ∂U/∂η term is missing; push η's tangent "
             "(a unit vector e_i) through the update together with θ's tangent Z_{k−1}",
         ),
         (
-            functools.partial(_forward_carry, jacobian=False),
+            functools.partial(forward_carry, jacobian=False),
             "your Z_k adds up every update's ∂U/∂η but drops the Jacobian term: push Z_{k−1} "
             "through the update as θ's tangent, so that ∂U/∂θ = I − α∇²L_in multiplies it",
         ),
         (
-            functools.partial(_forward_carry, jacobian=False, carry=False),
+            functools.partial(forward_carry, jacobian=False, carry=False),
             "your Z_k is the last update's ∂U/∂η alone: carry Z from step to step and push it "
             "through each update as θ's tangent (the Jacobian term ∂U/∂θ · Z_{k−1})",
         ),
         (
-            functools.partial(_forward_carry, lag=1),
+            functools.partial(forward_carry, lag=1),
             "score θ_k on the next batch τ_k = batches[k], not on τ_{k−1}, the batch it was "
             "trained on",
         ),
