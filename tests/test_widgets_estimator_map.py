@@ -74,19 +74,16 @@ def test_markers_and_readout_are_the_hand_measures_at_equal_compute(explorer, fa
     assert explorer.readout["best"] in explorer.readout_html.value
 
 
-def test_moves_blit_without_redrawing_or_moving_axes_in_under_100_ms(explorer):
+def test_moves_take_under_100_ms_and_keep_every_marker_inside_the_axes(explorer):
+    # That they only blit, and set's rejections: tests/test_widgets_contract.py.
     explorer.set(k_step=4)
-    full_draws = []
-    explorer.figure.canvas.mpl_connect("draw_event", full_draws.append)
     ax = explorer.figure.axes[0]
-    limits, image = (ax.get_xlim(), ax.get_ylim()), bytes(explorer._canvas.view.value)
-    assert image.startswith(b"\xff\xd8")  # the headless view: a JPEG image widget
+    limits = (ax.get_xlim(), ax.get_ylim())
     start = time.perf_counter()
     for k in (1, 2, 3):
         explorer.sliders["k_step"].value = float(k)
     per_move = (time.perf_counter() - start) / 3
-    assert bytes(explorer._canvas.view.value) != image
-    assert full_draws == [] and (ax.get_xlim(), ax.get_ylim()) == limits
+    assert (ax.get_xlim(), ax.get_ylim()) == limits
     assert per_move < 0.1, per_move
     # every marker stays inside the axes drawn at the start, whatever the knobs
     for name, family in explorer.families.items():
@@ -138,13 +135,3 @@ def _bad(families, **change):
 def test_constructor_rejects_bad_input_naming_it(families, make, words):
     with pytest.raises(ValueError, match=words):
         EstimatorMapExplorer(*make(families))
-
-
-def test_set_rejects_bad_input_and_moves_nothing(explorer):
-    explorer.set(k_step=2, trace=0.0)
-    before = dict(explorer.plot_data)
-    with pytest.raises(ValueError, match=r"trace must be one of \[0.0, 0.5, 1.0\], got 0.7"):
-        explorer.set(k_step=3, trace=0.7)
-    with pytest.raises(ValueError, match="family must be one of"):
-        explorer.set(mix=0.5)
-    assert explorer.plot_data == before and explorer.sliders["k_step"].value == 2.0

@@ -8,7 +8,6 @@ stale cache shows.
 
 import copy
 
-import ipywidgets
 import jax
 import numpy as np
 import pytest
@@ -271,23 +270,6 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("bad, words", BAD_INPUTS, ids=[str(b) for b, _ in BAD_INPUTS])
-def test_set_rejects_bad_input_naming_it_and_changes_nothing(explorer, bad, words):
-    explorer.set(k=2, mode="geometric", lam=0.4)
-    view, readout = copy.deepcopy(explorer.plot_data), copy.deepcopy(explorer.readout)
-    controls = control_values(explorer)
-    with pytest.raises(ValueError, match=words):
-        explorer.set(**bad)
-    assert control_values(explorer) == controls
-    assert_same_view(explorer, view, readout)
-    assert explorer.message == "" and explorer.message_html.value == ""
-
-
-def control_values(explorer) -> list:
-    sliders = (explorer.k_slider, explorer.lam_slider, *explorer.weight_sliders)
-    return [control.value for control in (*sliders, explorer.mode_dropdown, explorer.view_dropdown)]
-
-
 def test_all_free_weight_sliders_at_zero_shows_a_message_until_one_rises(explorer):
     explorer.set(weights=[1.0, 0.0, 0.0])
     view, readout = copy.deepcopy(explorer.plot_data), copy.deepcopy(explorer.readout)
@@ -452,11 +434,6 @@ def test_weight_matrix_rows_are_the_weights_of_each_horizon():
         )
 
 
-def test_headless_view_is_an_image_widget(explorer):
-    assert isinstance(explorer._canvas.view, ipywidgets.Image)
-    before = bytes(explorer._canvas.view.value)
-    assert before.startswith(b"\xff\xd8")  # JPEG
-    explorer.set(k=1, mode="k-step")
-    assert bytes(explorer._canvas.view.value) != before
-    assert "application/vnd.jupyter.widget-view+json" in explorer._repr_mimebundle_()
+def test_the_readout_carries_the_lessons_css_class(explorer):
+    # The view, its moves and set's rejections: tests/test_widgets_contract.py.
     assert "metagrad-readout" in explorer.readout_html._dom_classes

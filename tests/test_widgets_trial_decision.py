@@ -66,22 +66,6 @@ def test_decision_explorer_draws_each_runs_snr_and_final_return(
     assert data["bars"] == pytest.approx(dict(zip(stored_results.estimators, finals, strict=True)))
 
 
-def test_decision_moves_blit_without_compiling_redrawing_or_moving_axes(
-    decision_explorer, compilations
-):
-    full_draws = []
-    decision_explorer.figure.canvas.mpl_connect("draw_event", full_draws.append)
-    limits = [(ax.get_xlim(), ax.get_ylim()) for ax in decision_explorer.figure.axes]
-    image = bytes(decision_explorer._canvas.view.value)
-    for threshold, trial in DECISION_SETTINGS:
-        decision_explorer.set(threshold=threshold, trial=trial)
-    decision_explorer.threshold_slider.value = 10**-0.5  # the slider's ends
-    decision_explorer.trial_slider.value = 1
-    assert full_draws == [] and compilations == []
-    assert [(ax.get_xlim(), ax.get_ylim()) for ax in decision_explorer.figure.axes] == limits
-    assert bytes(decision_explorer._canvas.view.value) != image
-
-
 def only_fixed(results):
     """The stored results cut down to the hand-set control alone."""
     return results.select(["fixed5"])
@@ -108,22 +92,6 @@ BAD_DECISION_INPUTS = [
 def test_decision_explorer_rejects_bad_input_naming_the_argument(stored_results, bad, words):
     with pytest.raises(ValueError, match=words):
         widgets.TrialDecisionExplorer(stored_results, **bad)
-
-
-@pytest.mark.parametrize(
-    "bad, words", BAD_DECISION_INPUTS, ids=[str(b) for b, _ in BAD_DECISION_INPUTS]
-)
-def test_decision_set_rejects_bad_input_and_moves_nothing(decision_explorer, bad, words):
-    decision_explorer.set(threshold=0.03, trial=5)
-    with pytest.raises(ValueError, match=words):
-        decision_explorer.set(**({"threshold": 0.001, "trial": 2} | bad))
-    assert (
-        decision_explorer.readout["threshold"] == 0.03 and decision_explorer.readout["trial"] == 5
-    )
-    assert (
-        decision_explorer.threshold_slider.value == 0.03
-        and decision_explorer.trial_slider.value == 5
-    )
 
 
 @pytest.mark.parametrize(
