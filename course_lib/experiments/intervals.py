@@ -183,19 +183,31 @@ def scale_free_measures(results: Results) -> stats.ScaleFreeMeasures:
     """Cosine, SNR, right_direction and scale_free_mse (docs/notation.md §4) of every estimator
     on every run's samples, each [E, S, C, F] (F: the estimators, NaN where not ``measured``).
 
-    The target at run (e, s), checkpoint c is the mean of g_{k_var} over that checkpoint's
-    replicas: the unbiased estimate of g*_{k_var}, the longest horizon the samples reach. So
-    ``k<k_var>`` has cosine 1 there by construction, and the measures of shorter horizons and
-    mixes show their bias against it as well as their noise.
+    The reference at run (e, s), checkpoint c is E g_{k_var}, the longest horizon the samples
+    reach (not the far target g*: Snake has none), estimated cross-fitted: the replicas are split
+    in two halves, each half is measured against the mean of g_{k_var} over the *other* half, and
+    the two halves' measures are averaged. A reference built from the replicas it scores would
+    share their noise: with n replicas, ‖Var g_{k_var}‖/n ≫ ‖E g_{k_var}‖² on Snake, so every
+    estimator would be ranked by how much of g_{k_var}'s noise it shares, and ``k<k_var>`` would
+    get cosine 1 by construction. Each half holds n/2 replicas, so the plain SNR's noise floor is
+    about 2/n.
     """
     samples = np.asarray(results.samples, dtype=np.float64)  # [E, S, C, n, k, eta]
     parsed = [parse_estimator(e) for e in results.estimators]
     mixed = mix_samples(samples, results.weights[:, None])  # [n, E, S, C, F, eta]
-    target = samples[..., -1, :].mean(axis=-2)[..., None, :]  # [E, S, C, 1, eta]
-    measured = stats.meta_gradient_stats(mixed, np.broadcast_to(target, mixed.shape[1:]))
+    half = samples.shape[-3] // 2
+    folds = ((slice(0, half), slice(half, None)), (slice(half, None), slice(0, half)))
+    fields = []
+    for measured_half, reference_half in folds:
+        target = samples[..., reference_half, -1, :].mean(axis=-2)[
+            ..., None, :
+        ]  # [E, S, C, 1, eta]
+        part = mixed[measured_half]
+        fields.append(stats.meta_gradient_stats(part, np.broadcast_to(target, part.shape[1:])))
     ok = np.array([e.measured for e in parsed])
-    fields = (measured.cosine, measured.snr, measured.right_direction, measured.scale_free_mse)
-    return stats.ScaleFreeMeasures(*(np.where(ok, f, np.nan) for f in fields))
+    names = ("cosine", "snr", "right_direction", "scale_free_mse")
+    mean = (np.mean([getattr(fold, name) for fold in fields], axis=0) for name in names)
+    return stats.ScaleFreeMeasures(*(np.where(ok, field, np.nan) for field in mean))
 
 
 class Agreement(NamedTuple):
