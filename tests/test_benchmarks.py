@@ -43,8 +43,8 @@ def _duration(seconds: float) -> str:
 
 def test_the_readme_and_each_lesson_quote_the_stored_lesson_timings():
     """The computing times the README's table and each lesson's opening state are those
-    ``benchmarks/lessons.py --json benchmarks/lessons_cpu.json`` stored, at full size; and the
-    README's "every lesson computes in under a minute" holds for them, first run included."""
+    ``python -m benchmarks.lessons --json benchmarks/lessons_cpu.json`` stored, at full size; and
+    the README's "every lesson computes in under a minute" holds for them, first run included."""
     import json
 
     import nbformat
