@@ -171,8 +171,12 @@ def exact_meta_gradient_paths(
     check_int("k_max", k_max)
     check_path_count(problem, k_max)
     sampling_correction = check_sampling_correction(problem, sampling_correction)
-    eta = unroll.check_eta(problem, eta)
-    prob, per_step = _exact_paths_jit(problem, eta, int(k_max), sampling_correction)
+    return _paths(problem, unroll.check_eta(problem, eta), int(k_max), sampling_correction)
+
+
+def _paths(problem: MetaProblem, eta, k_max: int, sampling_correction: bool):
+    """``exact_meta_gradient_paths`` on checked arguments."""
+    prob, per_step = _exact_paths_jit(problem, eta, k_max, sampling_correction)
     return prob, check_finite_per_step("exact meta-gradient", per_step)
 
 
@@ -201,11 +205,19 @@ def exact_meta_gradient_moments(
     sampling_correction = check_sampling_correction(problem, sampling_correction)
     if isinstance(require_exact(problem), GaussianHooks):
         check_noise_size(problem, k_max)
-        eta = unroll.check_eta(problem, eta)
-        mean, cov = _gaussian_moments_jit(problem, eta, int(k_max), sampling_correction)
+    else:
+        check_path_count(problem, k_max)
+    eta = unroll.check_eta(problem, eta)
+    return _moments_of_g(problem, eta, int(k_max), joint, sampling_correction)
+
+
+def _moments_of_g(problem: MetaProblem, eta, k_max: int, joint: bool, sampling_correction: bool):
+    """``exact_meta_gradient_moments`` on checked arguments."""
+    if isinstance(problem.exact, GaussianHooks):
+        mean, cov = _gaussian_moments_jit(problem, eta, k_max, sampling_correction)
         check_finite_per_step("exact meta-gradient", mean)
         return mean, cov if joint else jnp.einsum("kekf->kef", cov)
-    prob, per_step = exact_meta_gradient_paths(problem, eta, k_max, sampling_correction)
+    prob, per_step = _paths(problem, eta, k_max, sampling_correction)
     mean = jnp.einsum("p,pke->ke", prob, per_step)
     centred = per_step - mean
     spec = "p,pke,pjf->kejf" if joint else "p,pke,pkf->kef"
@@ -223,17 +235,20 @@ def true_meta_gradients(problem: MetaProblem, eta, k_max: int) -> jax.Array:
 
     Returns: [k_max, n_eta].
     """
-    check_int("k_max", k_max)
-    if not isinstance(require_exact(problem), GaussianHooks):
-        check_path_count(problem, k_max)
-    eta = unroll.check_eta(problem, eta)
-    return _true_meta_gradients_jit(problem, eta, int(k_max))
+    return _true_meta_gradients_jit(*_checked_horizon(problem, eta, "k_max", k_max))
 
 
 def true_meta_gradient(problem: MetaProblem, eta, k: int) -> jax.Array:
     """g*_k alone, for any horizon k (see ``true_meta_gradients``). Returns: [n_eta]."""
-    check_int("k", k)
-    return true_meta_gradients(problem, eta, k)[-1]
+    return _true_meta_gradients_jit(*_checked_horizon(problem, eta, "k", k))[-1]
+
+
+def _checked_horizon(problem: MetaProblem, eta, name: str, k) -> tuple[MetaProblem, jax.Array, int]:
+    """(problem, eta, k) for ``_true_meta_gradients_jit``, with k named ``name`` in messages."""
+    k = check_int(name, k)
+    if not isinstance(require_exact(problem), GaussianHooks):
+        check_path_count(problem, k)
+    return problem, unroll.check_eta(problem, eta), k
 
 
 class References(NamedTuple):
@@ -253,11 +268,14 @@ def references(problem: MetaProblem, eta, k_max: int, horizon: int) -> Reference
 
     The moments are None where only they are out of reach (``problems.moments_refusal``).
     """
-    check_int("k_max", k_max)
-    check_int("horizon", horizon)
+    k_max = check_int("k_max", k_max)
+    horizon = check_int("horizon", horizon)
     if target_refusal(problem, horizon):
         return None
-    target = true_meta_gradient(problem, eta, horizon)
+    eta = unroll.check_eta(problem, eta)
+    target = _true_meta_gradients_jit(problem, eta, horizon)[-1]
     if moments_refusal(problem, k_max):
         return References(target, None)
-    return References(target, exact_meta_gradient_moments(problem, eta, k_max, joint=True))
+    return References(
+        target, _moments_of_g(problem, eta, k_max, joint=True, sampling_correction=False)
+    )

@@ -47,14 +47,19 @@ def one_hot_weights(k: int, k_max: int) -> np.ndarray:
 
 def uniform_weights(k: int) -> np.ndarray:
     """w_j = 1/k, j = 1..k. [k]."""
-    k = check_int("k", k)
+    return _uniform(check_int("k", k))
+
+
+def _uniform(k: int) -> np.ndarray:
     return np.full(k, 1.0 / k)
 
 
 def geometric_weights(k: int, lam: float) -> np.ndarray:
     """w_j ∝ lam^(j−1), j = 1..k, normalised. lam = 0 gives g_1, lam = 1 the uniform mix. [k]."""
-    k = check_int("k", k)
-    lam = check_unit_interval("lam", lam)
+    return _geometric(check_int("k", k), check_unit_interval("lam", lam))
+
+
+def _geometric(k: int, lam: float) -> np.ndarray:
     raw = lam ** np.arange(k, dtype=float)  # 0.0 ** 0 == 1: lam = 0 puts all weight on g_1
     return raw / raw.sum()
 
@@ -64,8 +69,10 @@ def lambda_return_weights(k: int, rho: float) -> np.ndarray:
 
     rho = 0 gives g_1, rho = 1 gives g_k; they sum to 1 by construction. [k].
     """
-    k = check_int("k", k)
-    rho = check_unit_interval("rho", rho)
+    return _lambda_return(check_int("k", k), check_unit_interval("rho", rho))
+
+
+def _lambda_return(k: int, rho: float) -> np.ndarray:
     powers = rho ** np.arange(k, dtype=float)
     weights = (1.0 - rho) * powers
     weights[-1] = powers[-1]
@@ -74,7 +81,11 @@ def lambda_return_weights(k: int, rho: float) -> np.ndarray:
 
 def free_weights_normalised(k: int, free_weights) -> np.ndarray:
     """The first k of ``free_weights`` (finite, >= 0, not all zero), divided by their sum. [k]."""
-    k = check_int("k", k)
+    return _free_normalised(check_int("k", k), free_weights)
+
+
+def _free_normalised(k: int, free_weights) -> np.ndarray:
+    """``free_weights_normalised`` for a checked k; the free weights are checked here."""
     raw = np.asarray(free_weights, dtype=float)
     if raw.ndim != 1 or raw.size < k:
         raise ValueError(f"free_weights must be a 1-D array of at least k={k} entries, got {raw}")
@@ -102,16 +113,28 @@ def estimator_weights(
     check_choice("kind", kind, ESTIMATOR_KINDS)
     k = check_int("k", k)
     k_max = k if k_max is None else check_int("k_max", k_max, minimum=k)
+    return _estimator_weights(kind, k, k_max, _checked_lam(kind, lam), free_weights)
+
+
+def _checked_lam(kind: str, lam):
+    """λ (ρ for "lambda-return") checked where ``kind`` uses it, else passed through."""
+    if kind in ("geometric", "lambda-return"):
+        return check_unit_interval("rho" if kind == "lambda-return" else "lam", lam)
+    return lam
+
+
+def _estimator_weights(kind: str, k: int, k_max: int, lam, free_weights) -> np.ndarray:
+    """``estimator_weights`` for checked kind, k, k_max and λ; the free weights are checked here."""
     if kind == "k-step":
-        weights = one_hot_weights(k, k)
+        weights = np.eye(k)[k - 1]
     elif kind == "uniform":
-        weights = uniform_weights(k)
+        weights = _uniform(k)
     elif kind == "geometric":
-        weights = geometric_weights(k, lam)
+        weights = _geometric(k, lam)
     elif kind == "lambda-return":
-        weights = lambda_return_weights(k, lam)
+        weights = _lambda_return(k, lam)
     elif kind == "free":
-        weights = free_weights_normalised(k, free_weights)
+        weights = _free_normalised(k, free_weights)
     else:
         weights = np.zeros(k)
     return np.pad(weights, (0, k_max - k))
@@ -123,11 +146,14 @@ def weight_matrix(kind: str, k_max: int, lam: float = 0.0, free_weights=None) ->
     Rows where the weights are undefined (free weights all zero up to K) are NaN, so curves drawn
     from them leave a gap there. Returns: [k_max, k_max].
     """
+    check_choice("kind", kind, ESTIMATOR_KINDS)
+    k_max = check_int("k_max", k_max)
+    lam = _checked_lam(kind, lam)
     matrix = np.zeros((k_max, k_max))
     for k in range(1, k_max + 1):
         try:
-            matrix[k - 1] = estimator_weights(kind, k, k_max, lam, free_weights)
-        except ValueError:
+            matrix[k - 1] = _estimator_weights(kind, k, k_max, lam, free_weights)
+        except ValueError:  # no mix at K: the free weights w_1..w_K are all zero, or too few
             matrix[k - 1] = np.nan
     return matrix
 

@@ -61,6 +61,24 @@ def test_weight_matrix_rows_are_each_horizons_weights():
     matrix = mixing.weight_matrix("geometric", 4, lam=0.5)
     for k in range(1, 5):
         np.testing.assert_allclose(matrix[k - 1], mixing.estimator_weights("geometric", k, 4, 0.5))
+    np.testing.assert_allclose(
+        mixing.weight_matrix("lambda-return", 3, lam=0.3)[2],
+        mixing.lambda_return_weights(3, 0.3),
+    )
+
+
+@pytest.mark.parametrize(
+    "kind, k_max, lam, message",
+    [
+        ("mean", 3, 0.5, "kind must be one of"),
+        ("geometric", True, 0.5, "k_max must be an integer >= 1, got True"),
+        ("geometric", 3, 1.5, r"lam must be in \[0, 1\], got 1.5"),
+        ("lambda-return", 3, -0.1, r"rho must be in \[0, 1\], got -0.1"),
+    ],
+)
+def test_weight_matrix_refuses_bad_settings_once_not_as_nan_rows(kind, k_max, lam, message):
+    with pytest.raises(ValueError, match=message):
+        mixing.weight_matrix(kind, k_max, lam)
 
 
 def test_mix_of_weight_rows_is_each_row_summed_by_hand():

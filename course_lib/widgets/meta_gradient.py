@@ -111,8 +111,6 @@ class MetaGradientExplorer(MetaGradientFigure, SliderExplorer):
         target_name=None,
         moments="auto",
     ):
-        k_max = check_int("k_max", k_max)
-        n_seeds = check_int("n_seeds", n_seeds, minimum=2)
         eta = problem.eta0 if eta is None else eta
         key = jax.random.key(0) if key is None else key
 
@@ -122,12 +120,13 @@ class MetaGradientExplorer(MetaGradientFigure, SliderExplorer):
                 metagrad.sample_meta_gradients(problem, eta, seed_key, k_max, n_seeds)
             )
 
+        samples = draw(0)  # checks k_max, n_seeds and eta, before the references use them
         if _is_auto(target) or _is_auto(moments):
             target, target_name, moments = _exact_references(
                 problem, eta, k_max, target, target_name, moments
             )
         self._setup(
-            draw(0),
+            samples,
             target,
             target_name,
             moments,
