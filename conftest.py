@@ -11,8 +11,9 @@ their compiled programs.
 
 **Spreading the work.** ``make test`` runs ``pytest -n auto --dist loadgroup``: one worker per
 core. What shares expensive state runs in one worker, as one group: the cells of a notebook (one
-kernel), a lesson's solution and its learner copy (one cache), and the tests of a module that share
-a module-scoped fixture (computed once per group). Groups are dealt largest first, then the
+kernel), a lesson's solution and its learner copy (one cache), the tests of a module that share a
+module-scoped fixture, and the tests of any module that use a session-scoped one of
+tests/conftest.py (each computed once per group). Groups are dealt largest first, then the
 ungrouped tests one at a time, so that the workers finish close together.
 """
 
@@ -40,13 +41,15 @@ if "COURSE_JAX_CACHE" not in os.environ:
 _LESSON = re.compile(r"(\d\d)_[a-z0-9_]+\.ipynb")
 
 
-def _shared_fixtures(item: pytest.Item) -> list[str]:
+def _shared_fixtures(item: pytest.Item, scope: str | None = None) -> list[str]:
     """The fixtures of this repository's tests that ``item`` shares with others (wider scope than
-    one test), each with its parameter when it has one."""
+    one test; only those of ``scope`` if given), each with its parameter when it has one."""
     shared = []
     for name, definitions in item._fixtureinfo.name2fixturedefs.items():
         definition = definitions[-1]
         if definition.scope == "function" or not definition.baseid:  # not ours: tmp_path_factory
+            continue
+        if scope is not None and definition.scope != scope:
             continue
         param = getattr(item, "callspec", None) and item.callspec.params.get(name)
         shared.append(name if param is None else f"{name}[{param}]")
@@ -54,14 +57,18 @@ def _shared_fixtures(item: pytest.Item) -> list[str]:
 
 
 def _group(item: pytest.Item) -> str | None:
-    """The xdist group of an item: its lesson for notebook runs; its module and shared fixtures
-    when it shares any (computed once per group); None (scheduled alone) otherwise."""
+    """The xdist group of an item: its lesson for notebook runs; its session-scoped fixtures when
+    it uses any (tests/conftest.py's, computed once for every module that asks); else its module
+    and shared fixtures when it shares any (computed once per group); None (scheduled alone)
+    otherwise."""
     path = Path(str(item.fspath))
     if path.suffix == ".ipynb":
         return f"lesson-{_LESSON.search(path.name).group(1)}"
     shared = _shared_fixtures(item)
     if path.name == "test_learner_notebooks.py" and shared:
         return f"lesson-{_LESSON.search(shared[0]).group(1)}"
+    if session := _shared_fixtures(item, "session"):
+        return "session:" + ",".join(session)
     if shared:
         return path.relative_to(ROOT).as_posix() + ":" + ",".join(shared)
     return None

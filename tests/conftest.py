@@ -1,6 +1,6 @@
-"""What the test modules share: the repository root, a float64 switch, a compilation counter and
-the stored capstone results. (The conftest.py at the repository root says how the suite runs: its
-compilation cache and its workers.)"""
+"""What the test modules share: the repository root, a float64 switch, a compilation counter, the
+stored capstone results and one tiny capstone run. (The conftest.py at the repository root says how
+the suite runs: its compilation cache and its workers.)"""
 
 from pathlib import Path
 
@@ -40,3 +40,16 @@ def stored_results():
     from course_lib import experiments
 
     return experiments.load_results(experiments.STORED_RESULTS)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The tiny capstone run (tiny_experiment.TINY) and its file, made once for every module that
+    reads it (the root conftest.py keeps those tests on one worker)."""
+    from tiny_experiment import TINY
+
+    from course_lib import experiments
+
+    out = tmp_path_factory.mktemp("tiny") / "tiny.npz"
+    results = experiments.run_experiment(TINY, out, progress=False)
+    return out, results
