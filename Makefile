@@ -33,7 +33,7 @@ lab: $(STAMP) $(LAB_OVERRIDES)
 		$(ALLOW_ROOT) "$(CURDIR)/notebooks/00_setup_and_jax.ipynb"
 
 # One pytest worker per core; tests that share a kernel, a compiled program or a fixture run in one
-# worker (tests/conftest.py says how they are grouped).
+# worker (the root conftest.py says how they are grouped).
 test: $(STAMP) $(LAB_OVERRIDES)
 	COURSE_QUICK=1 $(PY) -m pytest -n auto --dist loadgroup
 
