@@ -4,11 +4,9 @@ import argparse
 import importlib.util
 import sys
 import tomllib
-from pathlib import Path
 
+from conftest import ROOT
 from course_lib import problems
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load_benchmark(name: str):

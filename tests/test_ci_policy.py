@@ -4,11 +4,11 @@ executable stops the install step, and only the GPU tests may skip, which the su
 import importlib.util
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT
+
 CI_DIR = ROOT / ".ci"
 
 

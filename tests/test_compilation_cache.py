@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 import course_lib
+from conftest import ROOT
 from course_lib import compilation_cache
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ import logging
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 from grading_harness import harness_tests
 
+from conftest import ROOT
 from course_lib import grading
 
 # --------------------------------------------------------------------------------------------
@@ -428,7 +428,7 @@ def test_every_check_is_exported_from_its_lesson_module():
     checks = {name for name in grading.__all__ if name.startswith("check_")}
     # Exactly the checks the lessons call: none missing, none left over.
     called = set()
-    for lesson in (Path(__file__).resolve().parents[1] / "solutions").glob("*.ipynb"):
+    for lesson in (ROOT / "solutions").glob("*.ipynb"):
         for cell in json.loads(lesson.read_text())["cells"]:
             if cell["cell_type"] == "code":
                 called |= set(re.findall(r"\b(check_\w+)\(", "".join(cell["source"])))

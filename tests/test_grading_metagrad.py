@@ -376,12 +376,6 @@ WRONG = {
 # The references against independent oracles (float64)
 
 
-@pytest.fixture
-def x64():
-    with jax.enable_x64(True):
-        yield
-
-
 def _library_batches(problem, eta, key, k):
     """The inner batches τ_0..τ_{k−1} and the outer batch τ_k that ``metagrad`` draws from ``key``,
     replayed from its documented schedule (step j samples with ``fold_in(key, j)``)."""
@@ -395,7 +389,7 @@ def _library_batches(problem, eta, key, k):
 
 
 @pytest.mark.parametrize("k", [1, 3, 6])
-def test_k_step_reference_matches_the_library_on_its_own_batches(k, x64):
+def test_k_step_reference_matches_the_library_on_its_own_batches(k, float64):
     problem = problems.make_problem("bandit", batch_size=2)
     eta, key = problem.eta0 + 0.3, jax.random.key(k)
     batches, outer_batch = _library_batches(problem, eta, key, k)
@@ -406,7 +400,7 @@ def test_k_step_reference_matches_the_library_on_its_own_batches(k, x64):
 
 @pytest.mark.parametrize("name", ["quadratic", "bandit"])
 @pytest.mark.parametrize("mode", metagrad.AUTODIFF_MODES)
-def test_forward_carry_reference_matches_the_library_on_its_own_batches(name, mode, x64):
+def test_forward_carry_reference_matches_the_library_on_its_own_batches(name, mode, float64):
     problem = problems.make_problem(name)
     eta, key, k = problem.eta0 + 0.2, jax.random.key(7), 5
     inner, outer_batch = _library_batches(problem, eta, key, k)
@@ -416,7 +410,7 @@ def test_forward_carry_reference_matches_the_library_on_its_own_batches(name, mo
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14)
 
 
-def test_one_step_reference_matches_central_differences(x64):
+def test_one_step_reference_matches_central_differences(float64):
     theta, p = jnp.array([0.4, -0.2, 0.1]), jnp.array([0.2, 0.5, 0.9])
     actions, rewards, eta = jnp.array([2, 0]), jnp.array([1.0, 0.0]), jnp.array([-0.3, 0.2])
     problem = problems.make_problem("bandit", p=(0.2, 0.5, 0.9), batch_size=2)

@@ -10,7 +10,8 @@ import pytest
 from jupyterlab.labapp import LabApp
 from jupyterlab_server.settings_utils import _get_overrides
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT
+
 SHIPPED = ROOT / "jupyter" / "overrides.json"
 NOTIFICATION = "@jupyterlab/apputils-extension:notification"
 

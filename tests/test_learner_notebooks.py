@@ -16,7 +16,6 @@ the learner copy with the solutions pasted back passes completely, without a sec
 import copy
 import re
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -24,10 +23,10 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
+from conftest import ROOT
 from course_lib import grading
 from tools.make_notebooks import BEGIN, END, STUB, has_solution, learner_notebook
 
-ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted(
     path.name
     for path in (ROOT / "solutions").glob("*.ipynb")

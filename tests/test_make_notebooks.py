@@ -2,15 +2,13 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 
+from conftest import ROOT
 from tools import make_notebooks
 from tools.make_notebooks import clear_solutions, main
-
-ROOT = Path(__file__).resolve().parent.parent
 
 EXERCISE = """\
 def discounted_sum(rewards, gamma):

@@ -4,11 +4,11 @@ the package installed is the library alone."""
 import re
 import tomllib
 from fnmatch import fnmatchcase
-from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT
+
 NOT_PACKAGES = {"python", "pip"}
 
 

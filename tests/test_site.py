@@ -15,10 +15,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import ROOT
 from tools import make_site
 from tools.make_site import BuildError
 
-ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
 LESSONS = sorted(path.stem for path in (ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 LINK = re.compile(r'href="([^"#]+\.html)')
