@@ -1,6 +1,7 @@
 """Benchmarks run from a fresh clone: a peer that needs an extra package is skipped in one line."""
 
 import argparse
+import builtins
 import importlib.util
 import sys
 import tomllib
@@ -17,7 +18,17 @@ def _load_benchmark(name: str):
 
 
 def test_pytorch_peer_is_skipped_in_one_line_without_torch(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails as if not installed
+    # `import torch` fails as if not installed. (Not sys.modules["torch"] = None: scipy, which
+    # the mixing weights use, reads a torch it finds in sys.modules.)
+    real_import = builtins.__import__
+
+    def import_without_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.setattr(builtins, "__import__", import_without_torch)
     benchmark = _load_benchmark("metagrad.py")
     args = argparse.Namespace(n_seeds=4, k_max=2, repeats=1, torch_seeds=2)
     benchmark.torch_comparison(problems.make_problem("bandit"), args, jax_per_seed=1e-5)
