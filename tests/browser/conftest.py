@@ -33,6 +33,9 @@ from typing import NoReturn
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# The repository root, as tests/conftest.py names it: `from conftest import ROOT` in a test module
+# may find this conftest first, depending on the order xdist workers put them on sys.path.
+ROOT = REPO
 KERNEL_NAME = "metagrad-course"
 COURSE_DIRS = ("solutions", "notebooks")
 SERVER_START_TIMEOUT_S = 90
